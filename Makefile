@@ -1,0 +1,25 @@
+# `make demo` and `make test` set up .venv on first use, then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint benchmark clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/kd-keras demo
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check kd_keras tests benchmarks
+	$(BIN)/python -m pytest
+
+benchmark: $(VENV)/.installed
+	$(BIN)/python benchmarks/article_mlp.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
