@@ -1,0 +1,80 @@
+"""The combined hard + soft objective as one plain function."""
+
+from keras import ops
+
+from kd_keras.losses.logits import check_temperature, kd
+
+
+def check_weight(name, value):
+    """Returns `value` as a float in [0, 1], or raises naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number. Received: {name}={value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{name} must be in [0, 1]. Received: {name}={value}"
+        )
+    return float(value)
+
+
+def hard_crossentropy(y_true, y_pred):
+    """Cross-entropy of logits `y_pred` against integer or one-hot labels."""
+    y_pred = ops.cast(y_pred, "float32")
+    if len(y_true.shape) == len(y_pred.shape) and (
+        y_true.shape[-1] == y_pred.shape[-1] != 1
+    ):
+        return ops.categorical_crossentropy(
+            ops.cast(y_true, "float32"), y_pred, from_logits=True
+        )
+    return ops.sparse_categorical_crossentropy(
+        ops.reshape(ops.cast(y_true, "int32"), y_pred.shape[:-1]),
+        y_pred,
+        from_logits=True,
+    )
+
+
+def distillation_loss(
+    y_true, y_pred, teacher_pred, lambda_param=0.5, temperature=1.0
+):
+    """The classic combined objective `L = λ·L_soft + (1 − λ)·L_hard`.
+
+    `L_soft` is Hinton KD (`T**2 * KL(softmax(teacher/T) ||
+    softmax(student/T))`, see `kd_keras.losses.kd`), `L_hard` the
+    cross-entropy of the student's logits against the labels.
+
+    Mind the two weights: `lambda_param` weighs the *soft* term, while
+    `Distiller(alpha=...)` weighs the *hard* term, as in keras.io and
+    `keras.distillation`. `lambda_param=λ` is `Distiller(alpha=1 - λ)`.
+
+    Formula:
+
+    ```python
+    L_soft = T**2 * KL(softmax(teacher_pred / T) || softmax(y_pred / T))
+    L_hard = crossentropy(y_true, softmax(y_pred))
+    loss = lambda_param * L_soft + (1 - lambda_param) * L_hard
+    ```
+
+    Args:
+        y_true: Integer labels `(batch,)` or one-hot labels
+            `(batch, classes)`.
+        y_pred: Student logits `(batch, classes)`.
+        teacher_pred: Teacher logits `(batch, classes)`.
+        lambda_param: Weight of the soft term, in [0, 1]. Defaults to `0.5`.
+        temperature: Softening temperature `T > 0`. Defaults to `1.0`.
+
+    Returns:
+        The loss per sample, shape `(batch,)`.
+
+    Example:
+
+    >>> kd_keras.distillation_loss([0], [[2.0, 0.0]], [[1.0, 0.0]])
+
+    References:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
+    """
+    lambda_param = check_weight("lambda_param", lambda_param)
+    temperature = check_temperature(temperature)
+    y_true = ops.convert_to_tensor(y_true)
+    y_pred = ops.convert_to_tensor(y_pred)
+    soft = kd(teacher_pred, y_pred, temperature=temperature)
+    hard = hard_crossentropy(y_true, y_pred)
+    return lambda_param * soft + (1.0 - lambda_param) * hard

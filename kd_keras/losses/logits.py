@@ -1,0 +1,306 @@
+"""Logit distillation losses: Hinton KD, soft-target cross-entropy, logit MSE.
+
+Every loss here is called as `loss(teacher_outputs, student_outputs)`: the
+teacher's logits take the place of Keras' `y_true`, the student's logits the
+place of `y_pred`. Values are per sample, so `sample_weight` and `reduction`
+work as for any `keras.losses.Loss`. They are computed in float32 whatever
+the dtype of the inputs, so a mixed-precision student is distilled exactly.
+"""
+
+import keras
+from keras import ops
+
+_PACKAGE = "kd_keras"
+
+
+def check_temperature(temperature):
+    """Returns `temperature` as a float, or raises naming the argument."""
+    if isinstance(temperature, bool) or not isinstance(
+        temperature, (int, float)
+    ):
+        raise TypeError(
+            "temperature must be a number. "
+            f"Received: temperature={temperature!r}"
+        )
+    if not temperature > 0:
+        raise ValueError(
+            f"temperature must be > 0. Received: temperature={temperature}"
+        )
+    return float(temperature)
+
+
+def _as_float32(teacher_logits, student_logits):
+    return (
+        ops.cast(teacher_logits, "float32"),
+        ops.cast(student_logits, "float32"),
+    )
+
+
+def kd(teacher_logits, student_logits, temperature=4.0):
+    """Hinton KD: `T**2 * KL(softmax(t / T) || softmax(s / T))` per sample.
+
+    Args:
+        teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
+        student_logits: Student logits, same shape.
+        temperature: Softening temperature `T`. Defaults to `4.0`.
+
+    Returns:
+        The KL divergence summed over classes, one value per sample.
+    """
+    t, s = _as_float32(teacher_logits, student_logits)
+    log_p_teacher = ops.log_softmax(t / temperature, axis=-1)
+    log_p_student = ops.log_softmax(s / temperature, axis=-1)
+    kl = ops.sum(
+        ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1
+    )
+    return temperature**2 * kl
+
+
+def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
+    """`T**2 * CE(softmax(t / T), softmax(s / T))` per sample.
+
+    Differs from `kd` by the teacher's entropy, a constant for the student,
+    so the gradients are the same; the value is bounded below by that
+    entropy instead of by 0.
+
+    Args:
+        teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
+        student_logits: Student logits, same shape.
+        temperature: Softening temperature `T`. Defaults to `4.0`.
+
+    Returns:
+        The cross-entropy summed over classes, one value per sample.
+    """
+    t, s = _as_float32(teacher_logits, student_logits)
+    p_teacher = ops.softmax(t / temperature, axis=-1)
+    log_p_student = ops.log_softmax(s / temperature, axis=-1)
+    return -(temperature**2) * ops.sum(p_teacher * log_p_student, axis=-1)
+
+
+def logit_mse(teacher_logits, student_logits):
+    """Mean squared error between logits, averaged over the last axis.
+
+    Ba & Caruana's logit matching; with real-valued outputs it is regression
+    distillation.
+
+    Args:
+        teacher_logits: Teacher outputs, shape `(batch, ..., units)`.
+        student_logits: Student outputs, same shape.
+
+    Returns:
+        One value per sample.
+    """
+    t, s = _as_float32(teacher_logits, student_logits)
+    return ops.mean(ops.square(s - t), axis=-1)
+
+
+class DistillationLoss(keras.losses.Loss):
+    """Base class of the losses called as `loss(teacher, student)`.
+
+    Subclasses set `softmax_based = True` when they read the outputs as
+    logits of a softmax, which the `Distiller` uses to refuse teachers whose
+    outputs are not such logits (a sigmoid output, for example).
+    """
+
+    softmax_based = False
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class KD(DistillationLoss):
+    """Hinton knowledge distillation loss.
+
+    The student matches the teacher's temperature-softened class
+    probabilities. The `T**2` factor keeps the gradient's scale independent
+    of the temperature, so the weight against the hard-label loss does not
+    need retuning when `T` changes.
+
+    Formula:
+
+    ```python
+    p_t = softmax(teacher_logits / T)
+    p_s = softmax(student_logits / T)
+    loss = T**2 * sum(p_t * (log(p_t) - log(p_s)), axis=-1)
+    ```
+
+    Args:
+        temperature: Softening temperature `T > 0`. Defaults to `4.0`.
+        reduction: Keras loss reduction. Defaults to
+            `"sum_over_batch_size"`.
+        name: Name of the loss. Defaults to `"kd"`.
+        dtype: Dtype of the computation. Defaults to `None` (float32).
+
+    Example:
+
+    >>> loss = kd_keras.losses.KD(temperature=2.0)
+    >>> loss([[2.0, 0.0]], [[2.0, 0.0]])  # identical logits
+    0.0
+
+    References:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
+    """
+
+    softmax_based = True
+
+    def __init__(
+        self,
+        temperature=4.0,
+        reduction="sum_over_batch_size",
+        name="kd",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = check_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        return kd(y_true, y_pred, temperature=self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SoftTargetCrossEntropy(DistillationLoss):
+    """Cross-entropy of the student against the teacher's soft targets.
+
+    Same gradient as `KD`; the value includes the teacher's entropy.
+
+    Formula:
+
+    ```python
+    loss = -T**2 * sum(softmax(t / T) * log_softmax(s / T), axis=-1)
+    ```
+
+    Args:
+        temperature: Softening temperature `T > 0`. Defaults to `4.0`.
+        reduction: Keras loss reduction. Defaults to
+            `"sum_over_batch_size"`.
+        name: Name of the loss. Defaults to `"soft_target_crossentropy"`.
+        dtype: Dtype of the computation. Defaults to `None` (float32).
+
+    References:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
+    """
+
+    softmax_based = True
+
+    def __init__(
+        self,
+        temperature=4.0,
+        reduction="sum_over_batch_size",
+        name="soft_target_crossentropy",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.temperature = check_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        return soft_target_crossentropy(
+            y_true, y_pred, temperature=self.temperature
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LogitMSE(DistillationLoss):
+    """Mean squared error between teacher and student outputs.
+
+    Logit matching for classifiers; for regression teachers, the
+    distillation loss of choice.
+
+    Formula:
+
+    ```python
+    loss = mean(square(student_logits - teacher_logits), axis=-1)
+    ```
+
+    Args:
+        reduction: Keras loss reduction. Defaults to
+            `"sum_over_batch_size"`.
+        name: Name of the loss. Defaults to `"logit_mse"`.
+        dtype: Dtype of the computation. Defaults to `None` (float32).
+
+    References:
+        - [Ba & Caruana, 2014](https://arxiv.org/abs/1312.6184)
+    """
+
+    def __init__(
+        self, reduction="sum_over_batch_size", name="logit_mse", dtype=None
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return logit_mse(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SoftenedLoss(DistillationLoss):
+    """Any Keras loss applied to temperature-softened probabilities.
+
+    The keras.io distillation example's recipe: `loss_fn` receives
+    `softmax(teacher / T)` as `y_true` and `softmax(student / T)` as
+    `y_pred`, and the result is multiplied by `T**2`. With
+    `keras.losses.KLDivergence()` it equals `KD`. `Distiller.compile(
+    distillation_loss_fn=...)` wraps its argument in this class.
+
+    Args:
+        loss_fn: A `keras.losses.Loss` or a function
+            `fn(y_true, y_pred)` returning per-sample values.
+        temperature: Softening temperature `T > 0`. Defaults to `4.0`.
+        reduction: Keras loss reduction. Defaults to
+            `"sum_over_batch_size"`.
+        name: Name of the loss. Defaults to `"softened_loss"`.
+        dtype: Dtype of the computation. Defaults to `None` (float32).
+
+    References:
+        - [keras.io: Knowledge Distillation](
+          https://keras.io/examples/vision/knowledge_distillation/)
+    """
+
+    softmax_based = True
+
+    def __init__(
+        self,
+        loss_fn,
+        temperature=4.0,
+        reduction="sum_over_batch_size",
+        name="softened_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not callable(loss_fn):
+            raise TypeError(
+                "loss_fn must be a keras.losses.Loss or a callable. "
+                f"Received: loss_fn={loss_fn!r}"
+            )
+        self.loss_fn = loss_fn
+        self.temperature = check_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        t, s = _as_float32(y_true, y_pred)
+        per_sample = (
+            self.loss_fn.call
+            if isinstance(self.loss_fn, keras.losses.Loss)
+            else self.loss_fn
+        )
+        values = per_sample(
+            ops.softmax(t / self.temperature, axis=-1),
+            ops.softmax(s / self.temperature, axis=-1),
+        )
+        return self.temperature**2 * values
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
+            "temperature": self.temperature,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["loss_fn"] = keras.saving.deserialize_keras_object(
+            config["loss_fn"]
+        )
+        return cls(**config)

@@ -1,0 +1,88 @@
+"""Teacher and student builders: plain functional Keras models with logits."""
+
+import keras
+from keras import layers
+
+
+def mlp(input_shape, num_classes, hidden_units, dropout=0.0, name="mlp"):
+    """A multilayer perceptron returning logits.
+
+    Args:
+        input_shape: Shape of one sample; images are flattened.
+        num_classes: Number of output logits.
+        hidden_units: Width of each hidden ReLU layer, e.g. `(256, 256)`.
+        dropout: Dropout rate after each hidden layer. Defaults to `0.0`.
+        name: Model name. Defaults to `"mlp"`.
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="inputs")
+    x = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+    for i, units in enumerate(hidden_units):
+        x = layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mlp_teacher(input_shape, num_classes, dropout=0.2):
+    """The case-study teacher: three hidden layers of 256 units.
+
+    Args:
+        input_shape: Shape of one sample.
+        num_classes: Number of classes.
+        dropout: Dropout rate after each hidden layer. Defaults to `0.2`.
+    """
+    return mlp(
+        input_shape, num_classes, (256, 256, 256), dropout, "mlp_teacher"
+    )
+
+
+def mlp_student(input_shape, num_classes):
+    """The case-study student: one hidden layer of 128 units.
+
+    Args:
+        input_shape: Shape of one sample.
+        num_classes: Number of classes.
+    """
+    return mlp(input_shape, num_classes, (128,), name="mlp_student")
+
+
+def cnn(input_shape, num_classes, filters, dense_units, name="cnn"):
+    """A small convolutional classifier returning logits.
+
+    Each entry of `filters` adds a 3x3 ReLU convolution and a 2x2 max pool.
+
+    Args:
+        input_shape: `(height, width, channels)` of one image.
+        num_classes: Number of output logits.
+        filters: Filters of each convolution block, e.g. `(32, 64)`.
+        dense_units: Width of the hidden dense layer.
+        name: Model name. Defaults to `"cnn"`.
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="inputs")
+    x = inputs
+    for i, count in enumerate(filters):
+        x = layers.Conv2D(
+            count, 3, padding="same", activation="relu", name=f"conv_{i}"
+        )(x)
+        x = layers.MaxPooling2D(name=f"pool_{i}")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def cnn_teacher(input_shape=(28, 28, 1), num_classes=10):
+    """A CNN teacher: 32-64-128 filters and a 256-unit dense layer."""
+    return cnn(input_shape, num_classes, (32, 64, 128), 256, "cnn_teacher")
+
+
+def cnn_student(input_shape=(28, 28, 1), num_classes=10):
+    """A CNN student: 8-16 filters and a 32-unit dense layer."""
+    return cnn(input_shape, num_classes, (8, 16), 32, "cnn_student")

@@ -1,0 +1,135 @@
+"""Saving and loading students as plain Keras files."""
+
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import h5py
+import keras
+
+WRITABLE_EXTENSIONS = (".keras", ".h5", ".hdf5")
+
+
+def _check_extension(path):
+    if path.suffix.lower() not in WRITABLE_EXTENSIONS:
+        raise ValueError(
+            f"path must end in one of {', '.join(WRITABLE_EXTENSIONS)}. "
+            f"Received: path={str(path)!r}"
+        )
+
+
+def save_model(model, path, overwrite=False):
+    """Saves `model` to `path` atomically.
+
+    The model is written to a temporary file beside `path`, then renamed
+    over it, so a crash never leaves a truncated file where a good one was.
+
+    Args:
+        model: The `keras.Model` to save.
+        path: Destination ending in `.keras`, `.h5` or `.hdf5`.
+        overwrite: Whether an existing file may be replaced. Defaults to
+            `False`.
+
+    Returns:
+        The `Path` written.
+    """
+    path = Path(path)
+    _check_extension(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} exists; pass overwrite=True to replace it."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+    )
+    os.close(handle)
+    os.unlink(tmp)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*HDF5.*legacy")
+            model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _read_config(path):
+    """The model config stored in a `.keras` or `.h5` file."""
+    if path.suffix.lower() == ".keras":
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    with h5py.File(path, "r") as f:
+        config = f.attrs.get("model_config")
+        if config is None:
+            raise ValueError("it holds weights only, no model config")
+        if isinstance(config, bytes):
+            config = config.decode("utf-8")
+        return json.loads(config)
+
+
+def _lambda_layer_names(config):
+    """Names of the `Lambda` layers anywhere in a serialized config."""
+    names = []
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda":
+            names.append(config.get("config", {}).get("name", "?"))
+        for value in config.values():
+            names.extend(_lambda_layer_names(value))
+    elif isinstance(config, list):
+        for value in config:
+            names.extend(_lambda_layer_names(value))
+    return names
+
+
+def load_student(path, safe_mode=True, compile=False):
+    """Loads a student saved by `Distiller.save_student` (or any Keras model).
+
+    Args:
+        path: A `.keras`, `.h5` or `.hdf5` file.
+        safe_mode: Whether to refuse models with `Lambda` layers, whose
+            Python code would run on load. Pass `False` only for files you
+            trust. Defaults to `True`.
+        compile: Whether to restore the training configuration saved with
+            the model. Defaults to `False`.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: The file is corrupt, truncated, not a Keras model, or
+            holds a `Lambda` layer under `safe_mode=True`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {str(path)!r}.")
+    _check_extension(path)
+    try:
+        config = _read_config(path)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"Cannot read the model file {str(path)!r}: it is corrupt, "
+            f"truncated or not a Keras model ({error})."
+        ) from None
+    lambdas = _lambda_layer_names(config)
+    if safe_mode and lambdas:
+        raise ValueError(
+            f"{str(path)!r} contains Lambda layer(s) {lambdas}, whose Python "
+            "code would run on load, so it is refused under safe_mode=True. "
+            "If you trust the file, pass safe_mode=False."
+        )
+    try:
+        return keras.models.load_model(
+            path, safe_mode=safe_mode, compile=compile
+        )
+    except (OSError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"Cannot load the model file {str(path)!r}: it is corrupt or "
+            f"truncated ({error})."
+        ) from None
