@@ -95,6 +95,17 @@ def _to_logits(outputs, activation):
     return outputs
 
 
+class _PerSampleLoss(keras.losses.Loss):
+    """A loss function `fn(y_true, y_pred)` with Keras' reductions."""
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
 def _replica_count():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -329,11 +340,17 @@ class Distiller(keras.Model):
                     from_logits=from_logits
                 )
         elif not isinstance(loss_fn, keras.losses.Loss):
-            loss_fn = keras.losses.LossFunctionWrapper(loss_fn)
+            loss_fn = _PerSampleLoss(loss_fn)
         return ops.cast(loss_fn(y, outputs, sample_weight), "float32")
 
     def _loss_terms(self, y, student_outputs, teacher_outputs, sample_weight):
-        """`(total, student_loss, distillation_loss)` of one batch."""
+        """`(total, student_loss, distillation_loss)` of one batch.
+
+        As in Keras, under a `tf.distribute` strategy each replica's terms
+        are divided by the number of replicas (Keras losses do it for
+        `"sum_over_batch_size"`), so that the gradients, summed over the
+        replicas, are those of the loss averaged over the global batch.
+        """
         distillation = self.distillation_loss(
             _to_logits(teacher_outputs, self._teacher_activation),
             _to_logits(student_outputs, self._student_activation),
@@ -346,20 +363,22 @@ class Distiller(keras.Model):
             student = self._student_loss(y, student_outputs, sample_weight)
             total = self.alpha * student + (1.0 - self.alpha) * distillation
         if self.student.losses:
-            total = total + ops.cast(ops.sum(self.student.losses), "float32")
+            regularization = ops.cast(ops.sum(self.student.losses), "float32")
+            total = total + regularization / _replica_count()
         return total, student, distillation
 
     def _report(self, x, y, student_outputs, teacher_outputs, sample_weight,
                 losses):
-        total, student, distillation = losses
         batch_size = ops.shape(keras.tree.flatten(x)[0])[0]
-        self._loss_tracker.update_state(total, sample_weight=batch_size)
-        self.student_loss_tracker.update_state(
-            student, sample_weight=batch_size
+        trackers = (
+            self._loss_tracker,
+            self.student_loss_tracker,
+            self.distillation_loss_tracker,
         )
-        self.distillation_loss_tracker.update_state(
-            distillation, sample_weight=batch_size
-        )
+        for tracker, value in zip(trackers, losses):
+            tracker.update_state(
+                value * _replica_count(), sample_weight=batch_size
+            )
         if self._is_classifier:
             self.teacher_agreement.update_state(
                 teacher_outputs, student_outputs, sample_weight=sample_weight
@@ -367,6 +386,20 @@ class Distiller(keras.Model):
         if y is None:
             return self.get_metrics_result()
         return self.compute_metrics(x, y, student_outputs, sample_weight)
+
+    def get_metrics_result(self):
+        # Without labels the compiled metrics are never built: leave them
+        # out instead of failing.
+        unbuilt = self._compile_metrics is not None and (
+            not self._compile_metrics.built
+        )
+        if not unbuilt:
+            return super().get_metrics_result()
+        return {
+            metric.name: metric.result()
+            for metric in self.metrics
+            if metric is not self._compile_metrics
+        }
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -377,9 +410,7 @@ class Distiller(keras.Model):
             losses = self._loss_terms(
                 y, student_outputs, teacher_outputs, sample_weight
             )
-            # Gradients are summed over replicas: divide so that the
-            # update follows the loss averaged over the global batch.
-            scaled = self.optimizer.scale_loss(losses[0] / _replica_count())
+            scaled = self.optimizer.scale_loss(losses[0])
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._report(

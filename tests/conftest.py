@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny synthetic data and tiny models, seeded."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs so MirroredStrategy can be tested on one machine; this
+# must run before TensorFlow initialises its devices.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2,
+)
+
+FEATURES, CLASSES, SAMPLES = 8, 4, 96
+
+
+def make_data(seed=0, samples=SAMPLES):
+    """Separable-ish synthetic classification data."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, FEATURES)).astype("float32")
+    w = rng.normal(size=(FEATURES, CLASSES))
+    y = np.argmax(x @ w, axis=-1).astype("int64")
+    return x, y
+
+
+def make_mlp(units, name, activation=None):
+    inputs = keras.Input((FEATURES,))
+    h = keras.layers.Dense(units, activation="relu")(inputs)
+    outputs = keras.layers.Dense(CLASSES, activation=activation)(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="session")
+def trained_teacher():
+    keras.utils.set_random_seed(0)
+    teacher = make_mlp(32, "teacher")
+    teacher.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    x, y = make_data()
+    teacher.fit(x, y, epochs=20, verbose=0)
+    return teacher
+
+
+@pytest.fixture
+def teacher(trained_teacher):
+    """A fresh copy of the trained teacher for each test."""
+    copy = keras.models.clone_model(trained_teacher)
+    copy.set_weights(trained_teacher.get_weights())
+    return copy
+
+
+@pytest.fixture
+def student():
+    return make_mlp(16, "student")

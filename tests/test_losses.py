@@ -1,0 +1,183 @@
+"""Loss values against independent numpy implementations of the formulas."""
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras import losses
+
+
+def np_softmax(z, temperature=1.0):
+    z = np.asarray(z, dtype=np.float64) / temperature
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def np_kd(t, s, temperature):
+    p, q = np_softmax(t, temperature), np_softmax(s, temperature)
+    return temperature**2 * np.sum(p * np.log(p / q), axis=-1)
+
+
+def np_soft_ce(t, s, temperature):
+    p, q = np_softmax(t, temperature), np_softmax(s, temperature)
+    return -(temperature**2) * np.sum(p * np.log(q), axis=-1)
+
+
+def logits(seed, shape=(5, 7)):
+    rng = np.random.default_rng(seed)
+    return (3 * rng.normal(size=shape)).astype("float32")
+
+
+def values(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def test_kd_hand_computed():
+    # softmax([ln 3, 0]) = [3/4, 1/4], softmax([0, 0]) = [1/2, 1/2];
+    # KL = 3/4 ln(3/2) + 1/4 ln(1/2).
+    expected = 0.75 * np.log(1.5) + 0.25 * np.log(0.5)
+    got = values(losses.kd([[np.log(3.0), 0.0]], [[0.0, 0.0]], 1.0))
+    np.testing.assert_allclose(got, [expected], rtol=1e-6)
+    # At T=2 the logits halve: softmax([ln 3 / 2, 0]) = [√3, 1] / (√3 + 1).
+    p = np.array([np.sqrt(3), 1.0]) / (np.sqrt(3) + 1)
+    expected = 4 * np.sum(p * np.log(p / 0.5))
+    got = values(losses.kd([[np.log(3.0), 0.0]], [[0.0, 0.0]], 2.0))
+    np.testing.assert_allclose(got, [expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 20.0])
+def test_kd_matches_numpy(temperature):
+    t, s = logits(0), logits(1)
+    np.testing.assert_allclose(
+        values(losses.kd(t, s, temperature)),
+        np_kd(t, s, temperature),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    loss = losses.KD(temperature=temperature)
+    np.testing.assert_allclose(
+        float(loss(t, s)), np_kd(t, s, temperature).mean(), rtol=1e-4
+    )
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_kd_gradient_is_scaled_probability_gap(temperature):
+    # d/ds [T**2 KL(p_t || softmax(s/T))] = T * (softmax(s/T) - p_t).
+    import tensorflow as tf
+
+    t, s = logits(2), tf.Variable(logits(3))
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(losses.kd(t, s, temperature))
+    expected = temperature * (
+        np_softmax(s.numpy(), temperature) - np_softmax(t, temperature)
+    )
+    np.testing.assert_allclose(
+        tape.gradient(total, s).numpy(), expected, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_soft_target_crossentropy_matches_numpy(temperature):
+    t, s = logits(4), logits(5)
+    np.testing.assert_allclose(
+        values(losses.soft_target_crossentropy(t, s, temperature)),
+        np_soft_ce(t, s, temperature),
+        rtol=1e-4,
+    )
+
+
+def test_logit_mse_matches_numpy():
+    t, s = logits(6), logits(7)
+    np.testing.assert_allclose(
+        values(losses.logit_mse(t, s)), ((s - t) ** 2).mean(-1), rtol=1e-5
+    )
+    assert float(losses.logit_mse([[1.0, 2.0]], [[3.0, 2.0]])[0]) == 2.0
+
+
+def test_softened_kl_equals_kd():
+    t, s = logits(8), logits(9)
+    softened = losses.SoftenedLoss(keras.losses.KLDivergence(), 3.0)
+    np.testing.assert_allclose(
+        float(softened(t, s)), float(losses.KD(3.0)(t, s)), rtol=1e-4
+    )
+
+
+def test_sample_weight_and_reduction():
+    t, s = logits(10, (4, 3)), logits(11, (4, 3))
+    weights = np.array([1.0, 0.0, 2.0, 0.5], dtype="float32")
+    per_sample = np_kd(t, s, 2.0)
+    loss = losses.KD(2.0)
+    np.testing.assert_allclose(
+        float(loss(t, s, sample_weight=weights)),
+        np.sum(per_sample * weights) / 4,
+        rtol=1e-4,
+    )
+    summed = losses.KD(2.0, reduction="sum")
+    np.testing.assert_allclose(float(summed(t, s)), per_sample.sum(), 1e-4)
+
+
+def test_float16_inputs_are_computed_in_float32():
+    t, s = logits(12), logits(13)
+    got = losses.kd(t.astype("float16"), s.astype("float16"), 4.0)
+    assert keras.backend.standardize_dtype(got.dtype) == "float32"
+    np.testing.assert_allclose(
+        values(got),
+        np_kd(t.astype("float16"), s.astype("float16"), 4.0),
+        rtol=1e-3,
+    )
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        losses.KD(temperature=2.5, reduction="sum"),
+        losses.SoftTargetCrossEntropy(temperature=3.0),
+        losses.LogitMSE(),
+        losses.SoftenedLoss(keras.losses.KLDivergence(), temperature=5.0),
+    ],
+)
+def test_serialization_round_trip(loss):
+    config = keras.saving.serialize_keras_object(loss)
+    restored = keras.saving.deserialize_keras_object(config)
+    assert type(restored) is type(loss)
+    assert restored.get_config() == loss.get_config()
+    t, s = logits(14), logits(15)
+    np.testing.assert_allclose(float(restored(t, s)), float(loss(t, s)))
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_bad_temperature_value(bad):
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        losses.KD(temperature=bad)
+
+
+@pytest.mark.parametrize("bad", ["4", None, True])
+def test_bad_temperature_type(bad):
+    with pytest.raises(TypeError, match="temperature must be a number"):
+        losses.KD(temperature=bad)
+
+
+def test_softened_loss_needs_callable():
+    with pytest.raises(TypeError, match="loss_fn"):
+        losses.SoftenedLoss("not a loss", 2.0)
+
+
+@pytest.mark.parametrize("lambda_param", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_article_formula_matches_numpy(lambda_param, temperature):
+    t, s = logits(16), logits(17)
+    y = np.array([0, 3, 6, 1, 2])
+    hard = -np.log(np_softmax(s)[np.arange(5), y])
+    expected = lambda_param * np_kd(t, s, temperature) + (
+        1 - lambda_param
+    ) * hard
+    got = losses.distillation_loss(y, s, t, lambda_param, temperature)
+    np.testing.assert_allclose(values(got), expected, rtol=1e-4)
+    one_hot = np.eye(7)[y]
+    got = losses.distillation_loss(one_hot, s, t, lambda_param, temperature)
+    np.testing.assert_allclose(values(got), expected, rtol=1e-4)
+
+
+def test_article_formula_bad_lambda():
+    with pytest.raises(ValueError, match="lambda_param must be in"):
+        losses.distillation_loss([0], [[1.0, 0.0]], [[1.0, 0.0]], 1.5)
