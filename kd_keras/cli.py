@@ -37,19 +37,39 @@ def _parser():
         epilog=_DEMO_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--epochs", type=_positive_int, default=20,
-                      help="epochs of each student (default: 20)")
-    demo.add_argument("--teacher-epochs", type=_positive_int, default=30,
-                      help="epochs of the teacher (default: 30)")
-    demo.add_argument("--temperature", type=float, default=4.0,
-                      help="distillation temperature (default: 4.0)")
-    demo.add_argument("--alpha", type=float, default=0.1,
-                      help="weight of the hard-label loss (default: 0.1)")
-    demo.add_argument("--seed", type=int, default=0,
-                      help="random seed (default: 0)")
-    demo.add_argument("--output", type=Path, default=None,
-                      help="run folder, must not exist "
-                           "(default: runs/demo-<time>)")
+    demo.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=20,
+        help="epochs of each student (default: 20)",
+    )
+    demo.add_argument(
+        "--teacher-epochs",
+        type=_positive_int,
+        default=30,
+        help="epochs of the teacher (default: 30)",
+    )
+    demo.add_argument(
+        "--temperature",
+        type=float,
+        default=4.0,
+        help="distillation temperature (default: 4.0)",
+    )
+    demo.add_argument(
+        "--alpha",
+        type=float,
+        default=0.1,
+        help="weight of the hard-label loss (default: 0.1)",
+    )
+    demo.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: 0)"
+    )
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="run folder, must not exist (default: runs/demo-<time>)",
+    )
     return parser
 
 
@@ -68,20 +88,34 @@ def _demo(args):
     )
     print("Training the student from scratch and by distillation ...")
     scratch, _, distilled, _ = demo.train_students(
-        data, teacher, epochs=args.epochs, seed=args.seed, alpha=args.alpha,
-        temperature=args.temperature, verbose=2,
+        data,
+        teacher,
+        epochs=args.epochs,
+        seed=args.seed,
+        alpha=args.alpha,
+        temperature=args.temperature,
+        verbose=2,
     )
     rows = []
-    for label, model in (("teacher", teacher), ("scratch student", scratch),
-                         ("distilled student", distilled)):
+    for label, model in (
+        ("teacher", teacher),
+        ("scratch student", scratch),
+        ("distilled student", distilled),
+    ):
         path = save_model(model, output / f"{model.name}.h5")
-        rows.append((
-            label, model.count_params(),
-            demo.accuracy(model, x_test, y_test),
-            demo.agreement(teacher, model, x_test), path,
-        ))
-    print(f"\n{'model':<18} {'params':>8} {'test acc':>9} "
-          f"{'agrees w/ teacher':>18}  file")
+        rows.append(
+            (
+                label,
+                model.count_params(),
+                demo.accuracy(model, x_test, y_test),
+                demo.agreement(teacher, model, x_test),
+                path,
+            )
+        )
+    print(
+        f"\n{'model':<18} {'params':>8} {'test acc':>9} "
+        f"{'agrees w/ teacher':>18}  file"
+    )
     for label, params, acc, agree, path in rows:
         print(f"{label:<18} {params:>8,} {acc:>9.4f} {agree:>18.4f}  {path}")
 

@@ -27,15 +27,24 @@ def train_teacher(data, epochs=30, batch_size=64, seed=0, verbose=0):
     )
     teacher.compile("adam", _hard_loss(), metrics=["accuracy"])
     teacher.fit(
-        x_train, y_train, epochs=epochs, batch_size=batch_size,
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
         verbose=verbose,
     )
     return teacher
 
 
 def train_students(
-    data, teacher, epochs=10, batch_size=64, seed=0, alpha=0.1,
-    temperature=4.0, verbose=0,
+    data,
+    teacher,
+    epochs=10,
+    batch_size=64,
+    seed=0,
+    alpha=0.1,
+    temperature=4.0,
+    verbose=0,
 ):
     """Trains the scratch and the distilled student from the same init.
 
@@ -51,7 +60,9 @@ def train_students(
     distilled.set_weights(scratch.get_weights())
     distilled.name = "mlp_student_distilled"
     fit_args = dict(
-        epochs=epochs, batch_size=batch_size, validation_data=validation,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
         verbose=verbose,
     )
     keras.utils.set_random_seed(seed)
@@ -78,4 +89,3 @@ def agreement(teacher, student, x):
         teacher.predict(x, verbose=0), student.predict(x, verbose=0)
     )
     return float(np.mean(keras.ops.convert_to_numpy(values)))
-

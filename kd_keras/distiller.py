@@ -74,8 +74,9 @@ def _check_models(teacher, student):
             f"The student {student.name!r} has no trainable weights. "
             "Set student.trainable = True or pass an untrained student."
         )
-    teacher_shape, student_shape = _output_shape(teacher), _output_shape(
-        student
+    teacher_shape, student_shape = (
+        _output_shape(teacher),
+        _output_shape(student),
     )
     if None not in (teacher_shape, student_shape) and (
         teacher_shape != student_shape
@@ -367,15 +368,16 @@ class Distiller(keras.Model):
             total = total + regularization / _replica_count()
         return total, student, distillation
 
-    def _report(self, x, y, student_outputs, teacher_outputs, sample_weight,
-                losses):
+    def _report(
+        self, x, y, student_outputs, teacher_outputs, sample_weight, losses
+    ):
         batch_size = ops.shape(keras.tree.flatten(x)[0])[0]
         trackers = (
             self._loss_tracker,
             self.student_loss_tracker,
             self.distillation_loss_tracker,
         )
-        for tracker, value in zip(trackers, losses):
+        for tracker, value in zip(trackers, losses, strict=True):
             tracker.update_state(
                 value * _replica_count(), sample_weight=batch_size
             )
@@ -412,7 +414,7 @@ class Distiller(keras.Model):
             )
             scaled = self.optimizer.scale_loss(losses[0])
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return self._report(
             x, y, student_outputs, teacher_outputs, sample_weight, losses
         )
@@ -444,9 +446,10 @@ class Distiller(keras.Model):
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         self._check_labels(y)
-        if isinstance(validation_data, (tuple, list)) and len(
-            validation_data
-        ) > 1:
+        if (
+            isinstance(validation_data, (tuple, list))
+            and len(validation_data) > 1
+        ):
             self._check_labels(validation_data[1])
         return super().fit(
             x, y, *args, validation_data=validation_data, **kwargs

@@ -11,7 +11,10 @@ import kd_keras
 from kd_keras import losses
 
 HISTORY_KEYS = {
-    "loss", "student_loss", "distillation_loss", "accuracy",
+    "loss",
+    "student_loss",
+    "distillation_loss",
+    "accuracy",
     "teacher_agreement",
 }
 
@@ -28,8 +31,10 @@ def expected_loss(teacher, student, x, y, alpha, temperature):
     s = student.predict(x, verbose=0)
     hard = -np.log(np_softmax(s)[np.arange(len(y)), y])
     soft = np_kd(t, s, temperature)
-    return alpha * hard.mean() + (1 - alpha) * soft.mean(), hard.mean(), (
-        soft.mean()
+    return (
+        alpha * hard.mean() + (1 - alpha) * soft.mean(),
+        hard.mean(),
+        (soft.mean()),
     )
 
 
@@ -43,7 +48,7 @@ def test_fit_invariants(teacher, student, data):
         np.testing.assert_array_equal(old, new)
     assert any(
         not np.array_equal(old, new)
-        for old, new in zip(student_before, student.get_weights())
+        for old, new in zip(student_before, student.get_weights(), strict=True)
     )
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(distiller(x)),
@@ -54,15 +59,17 @@ def test_fit_invariants(teacher, student, data):
 
 
 @pytest.mark.parametrize("alpha,temperature", [(0.1, 4.0), (0.7, 1.0)])
-def test_evaluate_reports_the_formula(teacher, student, data, alpha,
-                                      temperature):
+def test_evaluate_reports_the_formula(
+    teacher, student, data, alpha, temperature
+):
     x, y = data
-    distiller = compiled(teacher, student, alpha=alpha,
-                         temperature=temperature)
-    logs = distiller.evaluate(x, y, batch_size=len(x), verbose=0,
-                              return_dict=True)
-    total, hard, soft = expected_loss(teacher, student, x, y, alpha,
-                                      temperature)
+    distiller = compiled(teacher, student, alpha=alpha, temperature=temperature)
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
+    total, hard, soft = expected_loss(
+        teacher, student, x, y, alpha, temperature
+    )
     assert set(logs) == HISTORY_KEYS
     np.testing.assert_allclose(logs["loss"], total, rtol=1e-4)
     np.testing.assert_allclose(logs["student_loss"], hard, rtol=1e-4)
@@ -81,8 +88,7 @@ def test_one_train_step_follows_the_gradient(teacher, student, data):
     reference.set_weights(student.get_weights())
     distiller = kd_keras.Distiller(teacher, student, alpha=0.3)
     distiller.compile(keras.optimizers.SGD(0.1))
-    distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False,
-                  verbose=0)
+    distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
     t = teacher(x, training=False)
     with tf.GradientTape() as tape:
         s = reference(x, training=True)
@@ -91,8 +97,12 @@ def test_one_train_step_follows_the_gradient(teacher, student, data):
         )
         loss = 0.3 * hard + 0.7 * tf.reduce_mean(losses.kd(t, s, 4.0))
     grads = tape.gradient(loss, reference.trainable_variables)
-    for var, grad, new in zip(reference.trainable_variables, grads,
-                              student.trainable_variables, strict=True):
+    for var, grad, new in zip(
+        reference.trainable_variables,
+        grads,
+        student.trainable_variables,
+        strict=True,
+    ):
         np.testing.assert_allclose(
             var.numpy() - 0.1 * grad.numpy(), new.numpy(), atol=1e-6
         )
@@ -112,8 +122,9 @@ def test_keras_io_compile_runs_unchanged(teacher, student, data):
         temperature=10,
     )
     assert distiller.alpha == 0.1 and distiller.temperature == 10.0
-    logs = distiller.evaluate(x, y, batch_size=len(x), verbose=0,
-                              return_dict=True)
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
     total, _, soft = expected_loss(teacher, student, x, y, 0.1, 10.0)
     np.testing.assert_allclose(logs["distillation_loss"], soft, rtol=1e-4)
     np.testing.assert_allclose(logs["loss"], total, rtol=1e-4)
@@ -143,24 +154,30 @@ def test_softmax_teacher_and_student_are_read_as_log_probabilities(
         x, y, batch_size=len(x), verbose=0, return_dict=True
     )
     for key in ("loss", "student_loss", "distillation_loss"):
-        np.testing.assert_allclose(logs_probs[key], logs_logits[key],
-                                   rtol=1e-4)
+        np.testing.assert_allclose(logs_probs[key], logs_logits[key], rtol=1e-4)
 
 
 def test_sigmoid_output_is_refused_for_softmax_losses(teacher, student):
     sigmoid_teacher = make_mlp(8, "sigmoid_teacher", activation="sigmoid")
     with pytest.raises(ValueError, match="sigmoid"):
         kd_keras.Distiller(sigmoid_teacher, student)
-    kd_keras.Distiller(sigmoid_teacher, student,
-                       distillation_loss=losses.LogitMSE())
+    kd_keras.Distiller(
+        sigmoid_teacher, student, distillation_loss=losses.LogitMSE()
+    )
 
 
 def test_sample_weight_weighs_both_terms(teacher, student, data):
     x, y = data
     weights = np.where(np.arange(len(x)) % 2 == 0, 1.0, 0.0).astype("f4")
     distiller = compiled(teacher, student)
-    logs = distiller.evaluate(x, y, sample_weight=weights,
-                              batch_size=len(x), verbose=0, return_dict=True)
+    logs = distiller.evaluate(
+        x,
+        y,
+        sample_weight=weights,
+        batch_size=len(x),
+        verbose=0,
+        return_dict=True,
+    )
     t = teacher.predict(x, verbose=0)
     s = student.predict(x, verbose=0)
     hard = -np.log(np_softmax(s)[np.arange(len(y)), y])
@@ -172,8 +189,9 @@ def test_sample_weight_weighs_both_terms(teacher, student, data):
         np.sum(np_kd(t, s, 4.0) * weights) / len(x),
         rtol=1e-4,
     )
-    distiller.fit(x, y, class_weight={0: 1.0, 1: 2.0, 2: 0.5, 3: 1.0},
-                  epochs=1, verbose=0)
+    distiller.fit(
+        x, y, class_weight={0: 1.0, 1: 2.0, 2: 0.5, 3: 1.0}, epochs=1, verbose=0
+    )
 
 
 def test_one_hot_labels(teacher, student, data):
@@ -192,10 +210,12 @@ def test_one_hot_labels(teacher, student, data):
 
 def test_regression_with_mse(data):
     x, _ = data
+
     def regressor(units, name):
         inputs = keras.Input((FEATURES,))
         h = keras.layers.Dense(units, activation="relu")(inputs)
         return keras.Model(inputs, keras.layers.Dense(1)(h), name=name)
+
     teacher, student = regressor(16, "t"), regressor(4, "s")
     y = x.sum(axis=1, keepdims=True)
     with pytest.raises(ValueError, match="LogitMSE"):
@@ -204,11 +224,13 @@ def test_regression_with_mse(data):
         teacher, student, distillation_loss=losses.LogitMSE(), alpha=0.5
     )
     distiller.compile("adam", loss="mse")
-    logs = distiller.evaluate(x, y, batch_size=len(x), verbose=0,
-                              return_dict=True)
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
     t, s = teacher.predict(x, verbose=0), student.predict(x, verbose=0)
-    np.testing.assert_allclose(logs["student_loss"], np.mean((s - y) ** 2),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        logs["student_loss"], np.mean((s - y) ** 2), rtol=1e-4
+    )
     np.testing.assert_allclose(
         logs["loss"],
         0.5 * np.mean((s - y) ** 2) + 0.5 * np.mean((s - t) ** 2),
@@ -217,8 +239,9 @@ def test_regression_with_mse(data):
     assert "teacher_agreement" not in logs
 
 
-def test_without_labels_the_loss_is_the_distillation_loss(teacher, student,
-                                                         data):
+def test_without_labels_the_loss_is_the_distillation_loss(
+    teacher, student, data
+):
     x, _ = data
     distiller = compiled(teacher, student)
     history = distiller.fit(x, epochs=1, verbose=0)
@@ -244,12 +267,15 @@ def test_tf_data_and_py_dataset_inputs(teacher, student, data):
     x, y = data
     distiller = compiled(teacher, student)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
-    history = distiller.fit(dataset, validation_data=dataset, epochs=1,
-                            verbose=0)
+    history = distiller.fit(
+        dataset, validation_data=dataset, epochs=1, verbose=0
+    )
     assert "val_teacher_agreement" in history.history
     distiller.fit(Batches(x, y), epochs=1, verbose=0)
-    assert set(distiller.evaluate(Batches(x, y), verbose=0,
-                                  return_dict=True)) == HISTORY_KEYS
+    assert (
+        set(distiller.evaluate(Batches(x, y), verbose=0, return_dict=True))
+        == HISTORY_KEYS
+    )
 
 
 def test_keras_callbacks(teacher, student, data, tmp_path):
@@ -258,7 +284,8 @@ def test_keras_callbacks(teacher, student, data, tmp_path):
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=1),
         keras.callbacks.ModelCheckpoint(
-            str(tmp_path / "best.weights.h5"), save_weights_only=True,
+            str(tmp_path / "best.weights.h5"),
+            save_weights_only=True,
             save_best_only=True,
         ),
         keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
@@ -266,8 +293,9 @@ def test_keras_callbacks(teacher, student, data, tmp_path):
         keras.callbacks.TensorBoard(str(tmp_path / "logs")),
         keras.callbacks.CSVLogger(str(tmp_path / "log.csv")),
     ]
-    distiller.fit(x, y, validation_split=0.25, epochs=3, callbacks=callbacks,
-                  verbose=0)
+    distiller.fit(
+        x, y, validation_split=0.25, epochs=3, callbacks=callbacks, verbose=0
+    )
     assert (tmp_path / "best.weights.h5").exists()
     assert "val_teacher_agreement" in (tmp_path / "log.csv").read_text()
     assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
@@ -282,8 +310,7 @@ def test_jit_compile_matches_graph(teacher, student, data):
         copy.set_weights(student.get_weights())
         distiller = kd_keras.Distiller(teacher, copy)
         distiller.compile("adam", metrics=["accuracy"], jit_compile=jit)
-        distiller.fit(x, y, epochs=2, batch_size=32, shuffle=False,
-                      verbose=0)
+        distiller.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
         results.append(copy.get_weights())
     for graph, xla in zip(*results, strict=True):
         np.testing.assert_allclose(graph, xla, atol=1e-5)
@@ -295,29 +322,33 @@ def test_mixed_precision(data):
     teacher, student = make_mlp(16, "t"), make_mlp(8, "s")
     distiller = kd_keras.Distiller(teacher, student)
     distiller.compile("adam", metrics=["accuracy"])
-    assert isinstance(distiller.optimizer,
-                      keras.optimizers.LossScaleOptimizer)
+    assert isinstance(distiller.optimizer, keras.optimizers.LossScaleOptimizer)
     history = distiller.fit(x, y, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert student.layers[-1].compute_dtype == "float16"
-    logs = distiller.evaluate(x, y, batch_size=len(x), verbose=0,
-                              return_dict=True)
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
     t = teacher.predict(x, verbose=0).astype("float32")
     s = student.predict(x, verbose=0).astype("float32")
-    np.testing.assert_allclose(logs["distillation_loss"],
-                               np_kd(t, s, 4.0).mean(), rtol=1e-3)
+    np.testing.assert_allclose(
+        logs["distillation_loss"], np_kd(t, s, 4.0).mean(), rtol=1e-3
+    )
 
 
-def test_mirrored_strategy_averages_over_the_global_batch(trained_teacher,
-                                                          data):
+def test_mirrored_strategy_averages_over_the_global_batch(
+    trained_teacher, data
+):
     x, y = data
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
     assert len(devices) == 2
     keras.utils.set_random_seed(0)
     initial = make_mlp(16, "student").get_weights()
     results = []
-    for strategy in (tf.distribute.get_strategy(),
-                     tf.distribute.MirroredStrategy(devices)):
+    for strategy in (
+        tf.distribute.get_strategy(),
+        tf.distribute.MirroredStrategy(devices),
+    ):
         with strategy.scope():
             teacher = keras.models.clone_model(trained_teacher)
             teacher.set_weights(trained_teacher.get_weights())
@@ -325,8 +356,9 @@ def test_mirrored_strategy_averages_over_the_global_batch(trained_teacher,
             student.set_weights(initial)
             distiller = kd_keras.Distiller(teacher, student)
             distiller.compile(keras.optimizers.SGD(0.1))
-        history = distiller.fit(x, y, batch_size=32, epochs=2,
-                                shuffle=False, verbose=0)
+        history = distiller.fit(
+            x, y, batch_size=32, epochs=2, shuffle=False, verbose=0
+        )
         results.append((history.history["loss"], student.get_weights()))
     (single_loss, single), (mirrored_loss, mirrored) = results
     np.testing.assert_allclose(single_loss, mirrored_loss, rtol=1e-5)
@@ -336,13 +368,14 @@ def test_mirrored_strategy_averages_over_the_global_batch(trained_teacher,
 
 def test_get_config_round_trip(teacher, student):
     distiller = kd_keras.Distiller(
-        teacher, student, distillation_loss=losses.SoftTargetCrossEntropy(2.0),
+        teacher,
+        student,
+        distillation_loss=losses.SoftTargetCrossEntropy(2.0),
         alpha=0.25,
     )
     restored = kd_keras.Distiller.from_config(distiller.get_config())
     assert restored.alpha == 0.25 and restored.temperature == 2.0
-    assert isinstance(restored.distillation_loss,
-                      losses.SoftTargetCrossEntropy)
+    assert isinstance(restored.distillation_loss, losses.SoftTargetCrossEntropy)
     assert restored.student.get_config() == student.get_config()
 
 
@@ -361,6 +394,10 @@ def test_distiller_keras_file_round_trip(teacher, student, data, tmp_path):
     assert restored.evaluate(x, y, verbose=0, return_dict=True) == (
         pytest.approx(distiller.evaluate(x, y, verbose=0, return_dict=True))
     )
+    for saved, loaded in zip(
+        distiller.optimizer.variables, restored.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
     restored.fit(x, y, epochs=1, verbose=0)
 
 
@@ -392,17 +429,27 @@ def test_student_without_trainable_weights(teacher, student):
         kd_keras.Distiller(teacher, student)
 
 
-@pytest.mark.parametrize("temperature,error", [
-    (0, ValueError), (-2.0, ValueError), ("hot", TypeError),
-])
+@pytest.mark.parametrize(
+    "temperature,error",
+    [
+        (0, ValueError),
+        (-2.0, ValueError),
+        ("hot", TypeError),
+    ],
+)
 def test_bad_temperature(teacher, student, temperature, error):
     with pytest.raises(error, match="temperature"):
         kd_keras.Distiller(teacher, student, temperature=temperature)
 
 
-@pytest.mark.parametrize("alpha,error", [
-    (-0.1, ValueError), (1.5, ValueError), ("0.5", TypeError),
-])
+@pytest.mark.parametrize(
+    "alpha,error",
+    [
+        (-0.1, ValueError),
+        (1.5, ValueError),
+        ("0.5", TypeError),
+    ],
+)
 def test_bad_alpha(teacher, student, alpha, error):
     with pytest.raises(error, match="alpha"):
         kd_keras.Distiller(teacher, student, alpha=alpha)
@@ -413,8 +460,9 @@ def test_bad_alpha(teacher, student, alpha, error):
 
 def test_conflicting_temperatures(teacher, student):
     with pytest.raises(ValueError, match="conflicts"):
-        kd_keras.Distiller(teacher, student,
-                           distillation_loss=losses.KD(2.0), temperature=3.0)
+        kd_keras.Distiller(
+            teacher, student, distillation_loss=losses.KD(2.0), temperature=3.0
+        )
 
 
 def test_labels_out_of_range(teacher, student, data):
@@ -444,4 +492,18 @@ def test_second_distiller_shares_nothing_it_should_not(teacher):
     compiled(teacher, a).fit(x, y, epochs=1, verbose=0)
     compiled(teacher, b)
     for old, new in zip(b_before, b.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_batchnorm_teacher_statistics_stay_frozen(student, data):
+    x, y = data
+    inputs = keras.Input((FEATURES,))
+    h = keras.layers.Dense(16)(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.Dropout(0.5)(keras.layers.ReLU()(h))
+    teacher = keras.Model(inputs, keras.layers.Dense(CLASSES)(h))
+    teacher(x, training=True)  # any state, as long as it then stays
+    before = [w.copy() for w in teacher.get_weights()]
+    compiled(teacher, student).fit(x, y, epochs=2, verbose=0)
+    for old, new in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)

@@ -168,9 +168,9 @@ def test_article_formula_matches_numpy(lambda_param, temperature):
     t, s = logits(16), logits(17)
     y = np.array([0, 3, 6, 1, 2])
     hard = -np.log(np_softmax(s)[np.arange(5), y])
-    expected = lambda_param * np_kd(t, s, temperature) + (
-        1 - lambda_param
-    ) * hard
+    expected = (
+        lambda_param * np_kd(t, s, temperature) + (1 - lambda_param) * hard
+    )
     got = losses.distillation_loss(y, s, t, lambda_param, temperature)
     np.testing.assert_allclose(values(got), expected, rtol=1e-4)
     one_hot = np.eye(7)[y]

@@ -8,9 +8,7 @@ def test_teacher_agreement_hand_computed():
     teacher = np.array([[3.0, 1.0], [0.0, 2.0], [5.0, 4.0], [0.1, 0.2]])
     student = np.array([[2.0, 1.0], [1.0, 0.0], [9.0, 1.0], [0.0, 0.3]])
     np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(
-            metrics.teacher_agreement(teacher, student)
-        ),
+        keras.ops.convert_to_numpy(metrics.teacher_agreement(teacher, student)),
         [1.0, 0.0, 1.0, 1.0],
     )
     metric = metrics.TeacherAgreement()

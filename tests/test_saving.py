@@ -40,9 +40,17 @@ def test_student_reloads_bit_identical_without_kd_keras(
     path = distiller.save_student(tmp_path / f"student{suffix}")
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run(
-        [sys.executable, "-c", RELOAD, str(path), str(tmp_path / "x.npy"),
-         str(tmp_path / "out.npy")],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            RELOAD,
+            str(path),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert int(result.stdout.split()[-1]) == distiller.student.count_params()
     np.testing.assert_array_equal(
@@ -64,8 +72,9 @@ def test_existing_file_is_not_overwritten(distiller, tmp_path):
     assert kd_keras.load_student(path).count_params() > 0
 
 
-def test_failed_save_leaves_the_old_file_and_no_temp(distiller, tmp_path,
-                                                     monkeypatch):
+def test_failed_save_leaves_the_old_file_and_no_temp(
+    distiller, tmp_path, monkeypatch
+):
     path = distiller.save_student(tmp_path / "student.keras")
     before = path.read_bytes()
 

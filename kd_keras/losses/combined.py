@@ -10,9 +10,7 @@ def check_weight(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number. Received: {name}={value!r}")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"{name} must be in [0, 1]. Received: {name}={value}"
-        )
+        raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
     return float(value)
 
 

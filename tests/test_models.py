@@ -1,0 +1,35 @@
+import keras
+import numpy as np
+import pytest
+
+from kd_keras import models
+
+
+@pytest.mark.parametrize(
+    "build,input_shape,hidden",
+    [
+        (models.mlp_teacher, (64,), [256, 256, 256]),
+        (models.mlp_student, (64,), [128]),
+        (models.mlp_student, (8, 8), [128]),
+    ],
+)
+def test_mlp_architectures(build, input_shape, hidden):
+    model = build(input_shape, 10)
+    dense = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dense)
+    ]
+    assert [layer.units for layer in dense] == hidden + [10]
+    assert dense[-1].activation is keras.activations.linear
+    features = int(np.prod(input_shape))
+    widths = [features] + hidden + [10]
+    assert model.count_params() == sum(
+        (a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True)
+    )
+
+
+def test_cnn_pair_returns_logits_and_student_is_smaller():
+    teacher, student = models.cnn_teacher(), models.cnn_student()
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    assert teacher(x).shape == student(x).shape == (2, 10)
+    assert teacher.layers[-1].activation is keras.activations.linear
+    assert student.count_params() * 10 < teacher.count_params()
