@@ -86,15 +86,20 @@ def _demo(args):
     teacher = demo.train_teacher(
         data, epochs=args.teacher_epochs, seed=args.seed, verbose=2
     )
-    print("Training the student from scratch and by distillation ...")
-    scratch, _, distilled, _ = demo.train_students(
-        data,
+    print("Training the student from scratch ...")
+    initial = demo.new_student(data, args.seed)
+    scratch = demo.copy_model(initial, "mlp_student_scratch")
+    fit = dict(epochs=args.epochs, seed=args.seed, verbose=2)
+    demo.train_scratch(scratch, data, **fit)
+    print("Distilling the same student from the teacher ...")
+    distilled = demo.copy_model(initial, "mlp_student_distilled")
+    demo.distill(
         teacher,
-        epochs=args.epochs,
-        seed=args.seed,
+        distilled,
+        data,
         alpha=args.alpha,
         temperature=args.temperature,
-        verbose=2,
+        **fit,
     )
     rows = []
     for label, model in (

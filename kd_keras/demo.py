@@ -1,9 +1,10 @@
 """The case study: a teacher, a student from scratch, a distilled student.
 
 The teacher is the article's MLP (three hidden layers of 256), the student
-an MLP with one hidden layer of 128. The scratch and distilled students
-start from the same initial weights and get the same budget (epochs, batch
-size, optimizer), so the difference between them is the teacher's.
+an MLP with one hidden layer of 128. Scratch and distilled students start
+from copies of the same initial weights and get the same budget (epochs,
+batch size, optimizer, data order), so the difference between them is the
+teacher's.
 """
 
 import keras
@@ -18,6 +19,15 @@ def _hard_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def _fit_args(data, epochs, batch_size, verbose):
+    return dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=data[1],
+        verbose=verbose,
+    )
+
+
 def train_teacher(data, epochs=30, batch_size=64, seed=0, verbose=0):
     """Trains the case-study teacher on `data` and returns it."""
     (x_train, y_train), _ = data
@@ -26,55 +36,56 @@ def train_teacher(data, epochs=30, batch_size=64, seed=0, verbose=0):
         x_train.shape[1:], datasets.num_classes(y_train)
     )
     teacher.compile("adam", _hard_loss(), metrics=["accuracy"])
-    teacher.fit(
-        x_train,
-        y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=verbose,
-    )
+    teacher.fit(x_train, y_train, **_fit_args(data, epochs, batch_size, 0))
     return teacher
 
 
-def train_students(
-    data,
+def new_student(data, seed=0):
+    """The case-study student, initialised from `seed`."""
+    (x_train, y_train), _ = data
+    keras.utils.set_random_seed(seed)
+    return models.mlp_student(x_train.shape[1:], datasets.num_classes(y_train))
+
+
+def copy_model(model, name):
+    """A copy of `model` with the same weights, named `name`."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.name = name
+    return copy
+
+
+def train_scratch(student, data, epochs=20, batch_size=64, seed=0, verbose=0):
+    """Trains `student` on the labels alone; returns its `History`."""
+    keras.utils.set_random_seed(seed)
+    student.compile("adam", _hard_loss(), metrics=["accuracy"])
+    x_train, y_train = data[0]
+    return student.fit(
+        x_train, y_train, **_fit_args(data, epochs, batch_size, verbose)
+    )
+
+
+def distill(
     teacher,
-    epochs=10,
+    student,
+    data,
+    epochs=20,
     batch_size=64,
     seed=0,
     alpha=0.1,
     temperature=4.0,
     verbose=0,
 ):
-    """Trains the scratch and the distilled student from the same init.
-
-    Returns:
-        `(scratch, scratch_history, distilled, distilled_history)`.
-    """
-    (x_train, y_train), validation = data
-    keras.utils.set_random_seed(seed)
-    scratch = models.mlp_student(
-        x_train.shape[1:], datasets.num_classes(y_train)
-    )
-    distilled = keras.models.clone_model(scratch)
-    distilled.set_weights(scratch.get_weights())
-    distilled.name = "mlp_student_distilled"
-    fit_args = dict(
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=validation,
-        verbose=verbose,
-    )
-    keras.utils.set_random_seed(seed)
-    scratch.compile("adam", _hard_loss(), metrics=["accuracy"])
-    scratch_history = scratch.fit(x_train, y_train, **fit_args)
+    """Trains `student` from `teacher` with Hinton KD; returns its `History`."""
     keras.utils.set_random_seed(seed)
     distiller = Distiller(
-        teacher, distilled, alpha=alpha, temperature=temperature
+        teacher, student, alpha=alpha, temperature=temperature
     )
     distiller.compile("adam", metrics=["accuracy"])
-    distilled_history = distiller.fit(x_train, y_train, **fit_args)
-    return scratch, scratch_history, distilled, distilled_history
+    x_train, y_train = data[0]
+    return distiller.fit(
+        x_train, y_train, **_fit_args(data, epochs, batch_size, verbose)
+    )
 
 
 def accuracy(model, x, y):

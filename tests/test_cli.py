@@ -23,8 +23,8 @@ def test_demo_trains_and_saves_three_models(tmp_path, capsys):
     for label in ("teacher", "scratch student", "distilled student"):
         assert label in table
     assert sorted(p.name for p in output.iterdir()) == [
-        "mlp_student.h5",
         "mlp_student_distilled.h5",
+        "mlp_student_scratch.h5",
         "mlp_teacher.h5",
     ]
 
