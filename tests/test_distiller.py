@@ -507,3 +507,19 @@ def test_batchnorm_teacher_statistics_stay_frozen(student, data):
     compiled(teacher, student).fit(x, y, epochs=2, verbose=0)
     for old, new in zip(before, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
+
+
+def test_student_regularization_is_added_to_the_loss(teacher, data):
+    x, y = data
+    inputs = keras.Input((FEATURES,))
+    h = keras.layers.Dense(
+        16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.1)
+    )(inputs)
+    student = keras.Model(inputs, keras.layers.Dense(CLASSES)(h))
+    distiller = compiled(teacher, student, alpha=0.2)
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
+    total, _, _ = expected_loss(teacher, student, x, y, 0.2, 4.0)
+    penalty = 0.1 * np.sum(student.layers[1].kernel.numpy() ** 2)
+    np.testing.assert_allclose(logs["loss"], total + penalty, rtol=1e-4)

@@ -181,3 +181,17 @@ def test_article_formula_matches_numpy(lambda_param, temperature):
 def test_article_formula_bad_lambda():
     with pytest.raises(ValueError, match="lambda_param must be in"):
         losses.distillation_loss([0], [[1.0, 0.0]], [[1.0, 0.0]], 1.5)
+
+
+def test_docstring_examples():
+    import math
+
+    import kd_keras
+
+    loss = losses.KD(temperature=1.0)
+    assert float(loss([[2.0, 0.0]], [[2.0, 0.0]])) == 0.0
+    # 0.75 ln 1.5 + 0.25 ln 0.5
+    value = float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]]))
+    assert round(value, 4) == 0.1308
+    combined = kd_keras.distillation_loss([0], [[0.0, 0.0]], [[0.0, 0.0]])
+    assert round(float(combined[0]), 4) == round(0.5 * math.log(2), 4)

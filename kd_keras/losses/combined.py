@@ -64,7 +64,9 @@ def distillation_loss(
 
     Example:
 
-    >>> kd_keras.distillation_loss([0], [[2.0, 0.0]], [[1.0, 0.0]])
+    >>> loss = kd_keras.distillation_loss([0], [[0.0, 0.0]], [[0.0, 0.0]])
+    >>> round(float(loss[0]), 4)  # 0.5 * 0 + 0.5 * log(2)
+    0.3466
 
     References:
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)

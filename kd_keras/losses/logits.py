@@ -131,9 +131,11 @@ class KD(DistillationLoss):
 
     Example:
 
-    >>> loss = kd_keras.losses.KD(temperature=2.0)
-    >>> loss([[2.0, 0.0]], [[2.0, 0.0]])  # identical logits
+    >>> loss = kd_keras.losses.KD(temperature=1.0)
+    >>> float(loss([[2.0, 0.0]], [[2.0, 0.0]]))  # the same logits
     0.0
+    >>> round(float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]])), 4)
+    0.1308
 
     References:
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
