@@ -10,6 +10,7 @@ from kd_keras.losses.logits import (
     LogitMSE,
     SoftenedLoss,
     SoftTargetCrossEntropy,
+    TemperatureLoss,
     kd,
     logit_mse,
     soft_target_crossentropy,
@@ -18,6 +19,7 @@ from kd_keras.losses.logits import (
 __all__ = [
     "KD",
     "DistillationLoss",
+    "TemperatureLoss",
     "LogitMSE",
     "SoftTargetCrossEntropy",
     "SoftenedLoss",

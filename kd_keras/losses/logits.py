@@ -105,8 +105,33 @@ class DistillationLoss(keras.losses.Loss):
     softmax_based = False
 
 
+class TemperatureLoss(DistillationLoss):
+    """Base class of the softmax losses computed by `fn(t, s, temperature)`.
+
+    Args:
+        fn: The per-sample function, e.g. `kd`.
+        temperature: Softening temperature `T > 0`.
+        reduction: Keras loss reduction.
+        name: Name of the loss.
+        dtype: Dtype of the computation.
+    """
+
+    softmax_based = True
+
+    def __init__(self, fn, temperature, reduction, name, dtype):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.fn = fn
+        self.temperature = check_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, temperature=self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class KD(DistillationLoss):
+class KD(TemperatureLoss):
     """Hinton knowledge distillation loss.
 
     The student matches the teacher's temperature-softened class
@@ -141,8 +166,6 @@ class KD(DistillationLoss):
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
 
-    softmax_based = True
-
     def __init__(
         self,
         temperature=4.0,
@@ -150,18 +173,11 @@ class KD(DistillationLoss):
         name="kd",
         dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_temperature(temperature)
-
-    def call(self, y_true, y_pred):
-        return kd(y_true, y_pred, temperature=self.temperature)
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+        super().__init__(kd, temperature, reduction, name, dtype)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SoftTargetCrossEntropy(DistillationLoss):
+class SoftTargetCrossEntropy(TemperatureLoss):
     """Cross-entropy of the student against the teacher's soft targets.
 
     Same gradient as `KD`; the value includes the teacher's entropy.
@@ -183,8 +199,6 @@ class SoftTargetCrossEntropy(DistillationLoss):
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
 
-    softmax_based = True
-
     def __init__(
         self,
         temperature=4.0,
@@ -192,16 +206,9 @@ class SoftTargetCrossEntropy(DistillationLoss):
         name="soft_target_crossentropy",
         dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_temperature(temperature)
-
-    def call(self, y_true, y_pred):
-        return soft_target_crossentropy(
-            y_true, y_pred, temperature=self.temperature
+        super().__init__(
+            soft_target_crossentropy, temperature, reduction, name, dtype
         )
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
