@@ -1,9 +1,10 @@
 """Saving and loading students as plain Keras files."""
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,6 +20,22 @@ def _check_extension(path):
             f"path must end in one of {', '.join(WRITABLE_EXTENSIONS)}. "
             f"Received: path={str(path)!r}"
         )
+
+
+class _DropHDF5Notice(logging.Filter):
+    def filter(self, record):
+        return "HDF5 file" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_hdf5_notice():
+    """Hides Keras' notice that `.h5` is legacy: `.h5` is asked for here."""
+    logger, notice_filter = logging.getLogger("absl"), _DropHDF5Notice()
+    logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice_filter)
 
 
 def save_model(model, path, overwrite=False):
@@ -49,8 +66,7 @@ def save_model(model, path, overwrite=False):
     os.close(handle)
     os.unlink(tmp)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*HDF5.*legacy")
+        with _quiet_hdf5_notice():
             model.save(tmp)
         os.replace(tmp, path)
     finally:
