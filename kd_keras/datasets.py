@@ -1,19 +1,28 @@
-"""Datasets as numpy arrays: `(x_train, y_train), (x_test, y_test)`."""
+"""Datasets as numpy arrays: `(x_train, y_train), (x_test, y_test)`.
+
+Images come as float32 in [0, 1] with a channel axis, labels as int64.
+Keras' datasets are looked for on disk first (an explicit `path`, then
+`$KD_KERAS_DATA`, Keras' cache `~/.keras/datasets`, Debian's
+`/usr/share/datasets`), and downloaded by Keras only when nothing is found.
+"""
 
 import gzip
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
 
-NAMES = ("digits", "fashion_mnist")
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-_FASHION_MNIST_FILES = (
+NAMES = ("digits", "fashion_mnist", "mnist", "cifar10")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+DEBIAN_DATASETS = Path("/usr/share/datasets")
+_IDX_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
+_CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 
 def _digits(test_fraction=0.2, split_seed=0):
@@ -42,79 +51,157 @@ def read_idx(path):
     )
 
 
-def _fashion_mnist_folders(path):
-    folders = [Path(path)] if path else []
+def _read_idx_folder(folder):
+    x_train, y_train, x_test, y_test = (
+        read_idx(folder / name) for name in _IDX_FILES
+    )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _read_mnist_npz(folder):
+    with np.load(folder / "mnist.npz") as f:
+        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+
+
+def _read_cifar_folder(folder):
+    def batch(name):
+        with open(folder / name, "rb") as f:
+            content = pickle.load(f, encoding="bytes")
+        images = content[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return images, np.array(content[b"labels"])
+
+    train = [batch(name) for name in _CIFAR_FILES[:-1]]
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return (x_train, y_train), batch(_CIFAR_FILES[-1])
+
+
+# Where each Keras dataset's files sit inside a data folder, and how to read
+# them: (sub-folder, file names, reader of the folder).
+_LAYOUTS = {
+    "fashion_mnist": ("fashion-mnist", _IDX_FILES, _read_idx_folder),
+    "mnist": ("", ("mnist.npz",), _read_mnist_npz),
+    "cifar10": ("cifar-10-batches-py", _CIFAR_FILES, _read_cifar_folder),
+}
+
+
+def search_folders(name, path=None):
+    """The folders searched, in order, for the files of dataset `name`."""
+    subfolder = _LAYOUTS[name][0]
+    roots = [Path(path)] if path else []
     if os.environ.get("KD_KERAS_DATA"):
-        root = Path(os.environ["KD_KERAS_DATA"])
-        folders += [root / "fashion-mnist", root]
-    folders += [
-        Path.home() / ".keras" / "datasets" / "fashion-mnist",
-        DEBIAN_FASHION_MNIST,
-    ]
+        roots.append(Path(os.environ["KD_KERAS_DATA"]))
+    folders = []
+    for root in roots:
+        folders += [root / subfolder, root] if subfolder else [root]
+    folders.append(Path.home() / ".keras" / "datasets" / subfolder)
+    if subfolder:
+        folders.append(DEBIAN_DATASETS / subfolder)
     return folders
 
 
-def _fashion_mnist(path=None):
-    folders = _fashion_mnist_folders(path)
+def _keras_dataset(name, path):
+    subfolder, files, reader = _LAYOUTS[name]
+    folders = search_folders(name, path)
     for folder in folders:
-        files = [folder / name for name in _FASHION_MNIST_FILES]
-        if all(f.is_file() for f in files):
-            x_train, y_train, x_test, y_test = map(read_idx, files)
-            break
-    else:
-        import keras
+        if all((folder / f).is_file() for f in files):
+            return reader(folder)
+    import keras
 
-        try:
-            (x_train, y_train), (x_test, y_test) = (
-                keras.datasets.fashion_mnist.load_data()
-            )
-        except Exception as error:
-            searched = "\n  ".join(str(f) for f in folders)
-            raise FileNotFoundError(
-                "Fashion-MNIST was not found in:\n  "
-                f"{searched}\nand Keras could not download it ({error}). "
+    try:
+        return getattr(keras.datasets, name).load_data()
+    except Exception as error:
+        searched = "\n  ".join(str(f) for f in folders)
+        put = (
+            f"Put its files ({', '.join(files)}) in a folder and pass it as "
+            "path= or set KD_KERAS_DATA to it."
+        )
+        if name == "fashion_mnist":
+            put = (
                 "Install it with `apt-get install dataset-fashion-mnist` "
-                "(Debian/Ubuntu), or put the four IDX .gz files in a folder "
-                "and set KD_KERAS_DATA to it."
-            ) from None
+                f"(Debian/Ubuntu). {put}"
+            )
+        raise FileNotFoundError(
+            f"{name} was not found in:\n  {searched}\nand Keras could not "
+            f"download it ({error}). {put}"
+        ) from None
 
-    def images(x):
-        return (x.astype("float32") / 255.0)[..., np.newaxis]
 
-    return (images(x_train), y_train.astype("int64")), (
-        images(x_test),
-        y_test.astype("int64"),
-    )
+def _load_npz(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No dataset file at {str(path)!r}.")
+    with np.load(path) as f:
+        missing = [key for key in NPZ_KEYS if key not in f.files]
+        if missing:
+            raise ValueError(
+                f"{str(path)!r} lacks the arrays {missing}; a dataset .npz "
+                f"holds {', '.join(NPZ_KEYS)}. It holds: {sorted(f.files)}."
+            )
+        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+
+
+def _standardize(split):
+    """uint8 images to float32 in [0, 1] with a channel axis; int64 labels."""
+    x, y = split
+    if x.dtype == np.uint8:
+        x = x.astype("float32") / 255.0
+        if x.ndim == 3:
+            x = x[..., np.newaxis]
+    return x.astype("float32"), np.asarray(y).reshape(-1).astype("int64")
 
 
 def load(name, path=None):
-    """Loads a dataset by name.
+    """Loads a dataset by name, or a `.npz` file by path.
 
     - `"digits"`: scikit-learn's bundled 8x8 handwritten digits (1,797
       samples, 64 features scaled to [0, 1], 10 classes), split 80/20,
-      stratified, with a fixed seed, so every run sees the same split.
-    - `"fashion_mnist"`: 60,000 + 10,000 28x28x1 images in [0, 1], 10
-      classes. Looked for, in order, in `path`, `$KD_KERAS_DATA` (or its
-      `fashion-mnist/` folder), Keras' cache `~/.keras/datasets/fashion-mnist`
-      and Debian's `/usr/share/datasets/fashion-mnist`; then downloaded by
-      Keras.
+      stratified, with a fixed seed.
+    - `"fashion_mnist"`, `"mnist"`: 60,000 + 10,000 28x28x1 images.
+    - `"cifar10"`: 50,000 + 10,000 32x32x3 images.
+    - a path ending in `.npz`, holding `x_train, y_train, x_test, y_test`.
 
     Args:
-        name: One of `kd_keras.datasets.NAMES`.
-        path: Folder holding the dataset's files. Defaults to `None`.
+        name: One of `kd_keras.datasets.NAMES`, or a `.npz` path.
+        path: Folder holding a Keras dataset's files (as Keras' cache lays
+            them out). Defaults to `None`: `$KD_KERAS_DATA`, then Keras'
+            cache, then Debian's location, then Keras' download.
 
     Returns:
         `(x_train, y_train), (x_test, y_test)` as numpy arrays.
     """
-    if name == "digits":
+    if str(name).endswith(".npz"):
+        train, test = _load_npz(name)
+    elif name == "digits":
         return _digits()
-    if name == "fashion_mnist":
-        return _fashion_mnist(path)
-    raise ValueError(
-        f"Unknown dataset {name!r}. Known datasets: {', '.join(NAMES)}."
-    )
+    elif name in _LAYOUTS:
+        train, test = _keras_dataset(name, path)
+    else:
+        raise ValueError(
+            f"Unknown dataset {name!r}. Known datasets: {', '.join(NAMES)}, "
+            "or a .npz file with x_train, y_train, x_test, y_test."
+        )
+    return _standardize(train), _standardize(test)
 
 
 def num_classes(y):
     """Number of classes of integer labels `y`."""
     return int(np.max(y)) + 1
+
+
+def pipeline(x, y, batch_size=64, shuffle=True, seed=0):
+    """A batched, prefetched `tf.data.Dataset` of `(x, y)`.
+
+    Args:
+        x: Inputs.
+        y: Labels.
+        batch_size: Samples per batch. Defaults to `64`.
+        shuffle: Whether to reshuffle every epoch. Defaults to `True`.
+        seed: Seed of the shuffle. Defaults to `0`.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

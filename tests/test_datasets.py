@@ -1,4 +1,7 @@
+"""Each loader on small files made here, in the real formats."""
+
 import gzip
+import pickle
 from pathlib import Path
 
 import keras
@@ -7,11 +10,13 @@ import pytest
 
 from kd_keras import datasets
 
+RNG = np.random.default_rng(0)
+
 
 def test_digits_split_is_deterministic_and_stratified():
     (x_train, y_train), (x_test, y_test) = datasets.load("digits")
     assert x_train.shape == (1437, 64) and x_test.shape == (360, 64)
-    assert x_train.dtype == np.float32 and 0 <= x_train.min() <= 1
+    assert x_train.dtype == np.float32 and x_train.min() >= 0
     assert x_train.max() == 1.0
     assert np.bincount(y_test).min() >= 35
     (again, _), _ = datasets.load("digits")
@@ -20,9 +25,7 @@ def test_digits_split_is_deterministic_and_stratified():
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(
-        ValueError, match="Known datasets: digits, fashion_mnist"
-    ):
+    with pytest.raises(ValueError, match="digits, fashion_mnist, mnist"):
         datasets.load("imagenet")
 
 
@@ -35,32 +38,33 @@ def write_idx(path, array):
 
 
 @pytest.fixture
-def fake_fashion_mnist(tmp_path):
-    """A tiny Fashion-MNIST in the real file format."""
-    rng = np.random.default_rng(0)
-    arrays = {
-        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (6, 28, 28)),
-        "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 6),
-        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (3, 28, 28)),
-        "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 3),
-    }
-    for name, array in arrays.items():
-        write_idx(tmp_path / name, array)
-    return tmp_path, arrays
+def isolated(monkeypatch, tmp_path):
+    """No KD_KERAS_DATA, an empty home and no Debian data."""
+    monkeypatch.delenv("KD_KERAS_DATA", raising=False)
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    monkeypatch.setattr(datasets, "DEBIAN_DATASETS", tmp_path / "debian")
+    return tmp_path
 
 
 @pytest.fixture
-def no_default_folders(monkeypatch, tmp_path):
-    monkeypatch.delenv("KD_KERAS_DATA", raising=False)
-    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "none")
+def fashion_folder(isolated):
+    """A tiny Fashion-MNIST, laid out as Debian and Keras lay it out."""
+    folder = isolated / "data" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    arrays = {
+        "train-images-idx3-ubyte.gz": RNG.integers(0, 256, (6, 28, 28)),
+        "train-labels-idx1-ubyte.gz": RNG.integers(0, 10, 6),
+        "t10k-images-idx3-ubyte.gz": RNG.integers(0, 256, (3, 28, 28)),
+        "t10k-labels-idx1-ubyte.gz": RNG.integers(0, 10, 3),
+    }
+    for name, array in arrays.items():
+        write_idx(folder / name, array)
+    return folder, arrays
 
 
-def test_fashion_mnist_from_a_folder(fake_fashion_mnist, no_default_folders):
-    folder, arrays = fake_fashion_mnist
-    (x_train, y_train), (x_test, y_test) = datasets.load(
-        "fashion_mnist", path=folder
-    )
+def test_fashion_mnist_from_a_folder(fashion_folder):
+    folder, arrays = fashion_folder
+    (x_train, _), (x_test, y_test) = datasets.load("fashion_mnist", folder)
     assert x_train.shape == (6, 28, 28, 1) and x_test.shape == (3, 28, 28, 1)
     np.testing.assert_allclose(
         x_train[..., 0] * 255, arrays["train-images-idx3-ubyte.gz"], atol=1e-3
@@ -68,18 +72,23 @@ def test_fashion_mnist_from_a_folder(fake_fashion_mnist, no_default_folders):
     np.testing.assert_array_equal(y_test, arrays["t10k-labels-idx1-ubyte.gz"])
 
 
-def test_fashion_mnist_from_the_environment(
-    fake_fashion_mnist, no_default_folders, monkeypatch
-):
-    folder, _ = fake_fashion_mnist
-    monkeypatch.setenv("KD_KERAS_DATA", str(folder))
+@pytest.mark.parametrize("where", ["env", "keras_cache", "debian"])
+def test_fashion_mnist_search_order(fashion_folder, monkeypatch, where):
+    folder, _ = fashion_folder
+    root = folder.parent
+    if where == "env":
+        monkeypatch.setenv("KD_KERAS_DATA", str(root))
+    elif where == "keras_cache":
+        cache = Path.home() / ".keras" / "datasets"
+        cache.parent.mkdir(parents=True)
+        root.rename(cache)
+    else:
+        root.rename(datasets.DEBIAN_DATASETS)
     (x_train, _), _ = datasets.load("fashion_mnist")
     assert len(x_train) == 6
 
 
-def test_fashion_mnist_downloads_when_nothing_is_local(
-    no_default_folders, monkeypatch
-):
+def test_download_when_nothing_is_local(isolated, monkeypatch):
     images = np.zeros((2, 28, 28), np.uint8)
     labels = np.array([1, 2], np.uint8)
     monkeypatch.setattr(
@@ -91,19 +100,64 @@ def test_fashion_mnist_downloads_when_nothing_is_local(
     assert x_train.shape == (2, 28, 28, 1) and list(y_train) == [1, 2]
 
 
-def test_fashion_mnist_offline_error_says_where_and_how(
-    no_default_folders, monkeypatch
-):
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", "cifar10"])
+def test_offline_error_says_where_and_how(isolated, monkeypatch, name):
     def offline():
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    monkeypatch.setattr(getattr(keras.datasets, name), "load_data", offline)
     with pytest.raises(FileNotFoundError) as error:
-        datasets.load("fashion_mnist")
+        datasets.load(name)
     message = str(error.value)
-    assert "apt-get install dataset-fashion-mnist" in message
     assert "KD_KERAS_DATA" in message and "network unreachable" in message
-    assert ".keras/datasets/fashion-mnist" in message
+    assert ".keras/datasets" in message
+    assert ("apt-get install dataset-fashion-mnist" in message) == (
+        name == "fashion_mnist"
+    )
+
+
+def test_mnist_npz_from_the_environment(isolated, monkeypatch):
+    x = RNG.integers(0, 256, (4, 28, 28)).astype(np.uint8)
+    y = np.array([0, 1, 2, 3], np.uint8)
+    np.savez(isolated / "mnist.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    monkeypatch.setenv("KD_KERAS_DATA", str(isolated))
+    (x_train, y_train), _ = datasets.load("mnist")
+    np.testing.assert_allclose(x_train[..., 0], x / 255.0, atol=1e-6)
+    assert y_train.dtype == np.int64
+
+
+def test_cifar10_python_batches(isolated):
+    folder = isolated / "cifar-10-batches-py"
+    folder.mkdir()
+    for i, name in enumerate(datasets._CIFAR_FILES):
+        content = {
+            b"data": np.full((2, 3072), i, np.uint8),
+            b"labels": [i, i],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(content, f)
+    (x_train, y_train), (x_test, y_test) = datasets.load("cifar10", isolated)
+    assert x_train.shape == (10, 32, 32, 3) and x_test.shape == (2, 32, 32, 3)
+    assert list(y_train) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    np.testing.assert_allclose(x_test, 5 / 255.0)
+
+
+def test_user_npz(tmp_path):
+    x = RNG.normal(size=(5, 3)).astype("float32")
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=x, y_train=np.arange(5), x_test=x, y_test=[[1]] * 5)
+    (x_train, _), (_, y_test) = datasets.load(str(path))
+    np.testing.assert_array_equal(x_train, x)
+    assert y_test.shape == (5,)
+
+
+def test_npz_lacking_a_key_names_it(tmp_path):
+    path = tmp_path / "partial.npz"
+    np.savez(path, x_train=np.zeros(2), y_train=np.zeros(2))
+    with pytest.raises(ValueError, match=r"\['x_test', 'y_test'\]"):
+        datasets.load(str(path))
+    with pytest.raises(FileNotFoundError, match="absent.npz"):
+        datasets.load(str(tmp_path / "absent.npz"))
 
 
 def test_not_an_idx_file(tmp_path):
@@ -112,3 +166,14 @@ def test_not_an_idx_file(tmp_path):
         f.write(b"hello world")
     with pytest.raises(ValueError, match="not an unsigned-byte IDX"):
         datasets.read_idx(path)
+
+
+def test_pipeline_batches_shuffles_and_keeps_pairs():
+    x = np.arange(10, dtype="float32")[:, None]
+    y = np.arange(10)
+    batches = list(datasets.pipeline(x, y, batch_size=4, seed=1))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    xs = np.concatenate([b[0].numpy()[:, 0] for b in batches])
+    ys = np.concatenate([b[1].numpy() for b in batches])
+    np.testing.assert_array_equal(xs, ys)
+    assert sorted(ys) == list(range(10)) and list(ys) != list(range(10))
