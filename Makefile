@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint benchmark clean
+.PHONY: demo test benchmark teachers clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +12,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/kd-keras demo
+	$(BIN)/kd-keras demo --overwrite
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check kd_keras tests benchmarks
 	$(BIN)/python -m pytest
 
 benchmark: $(VENV)/.installed
-	$(BIN)/python benchmarks/article_mlp.py
+	$(BIN)/python benchmarks/article_mlp.py --dataset fashion_mnist
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+teachers: $(VENV)/.installed
+	PATH="$(BIN):$$PATH" sh saved_models/train_teachers.sh --overwrite

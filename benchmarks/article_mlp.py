@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kd_keras import datasets, demo  # noqa: E402
+from kd_keras import datasets, demo, evaluation  # noqa: E402
 
 
 def parse_settings(text):
@@ -38,16 +38,17 @@ def run(args):
     for seed in range(args.seeds):
         teacher = demo.train_teacher(
             data,
+            "mlp",
             epochs=args.teacher_epochs,
             batch_size=args.batch_size,
             seed=seed,
         )
-        results["teacher"].append(demo.accuracy(teacher, x_test, y_test))
-        initial = demo.new_student(data, seed)
+        results["teacher"].append(evaluation.accuracy(teacher, x_test, y_test))
+        initial = demo.new_student(data, "mlp", seed)
         fit = dict(epochs=args.epochs, batch_size=args.batch_size, seed=seed)
         scratch = demo.copy_model(initial, "scratch")
         demo.train_scratch(scratch, data, **fit)
-        results["scratch"].append(demo.accuracy(scratch, x_test, y_test))
+        results["scratch"].append(evaluation.accuracy(scratch, x_test, y_test))
         for temperature, alpha in args.settings:
             distilled = demo.copy_model(initial, "distilled")
             demo.distill(
@@ -59,7 +60,7 @@ def run(args):
                 **fit,
             )
             results[(temperature, alpha)].append(
-                demo.accuracy(distilled, x_test, y_test)
+                evaluation.accuracy(distilled, x_test, y_test)
             )
         print(
             f"seed {seed}: "

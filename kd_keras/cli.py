@@ -3,13 +3,34 @@
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
-_DEMO_EXAMPLES = """examples:
+EXAMPLES = {
+    "demo": """examples:
   kd-keras demo
-  kd-keras demo --epochs 30 --seed 1 --output runs/my-demo
-"""
+  kd-keras demo --dataset fashion_mnist --epochs 10
+  kd-keras demo --seed 1 --models-dir my_models --report-dir my_run""",
+    "train-teacher": """examples:
+  kd-keras train-teacher --dataset digits --output teacher.h5
+  kd-keras train-teacher --dataset fashion_mnist --architecture cnn \\
+      --epochs 8 --output fm_teacher.h5""",
+    "distill": """examples:
+  kd-keras distill --teacher teacher.h5 --student mlp --dataset digits \\
+      --output student.h5
+  kd-keras distill --teacher fm_teacher.h5 --student my_student.h5 \\
+      --dataset fashion_mnist --temperature 2 --alpha 0.5 --epochs 10 \\
+      --output fm_student.h5""",
+    "evaluate": """examples:
+  kd-keras evaluate student.h5 --dataset digits
+  kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5""",
+    "report": """examples:
+  kd-keras report runs/demo_digits""",
+    "export": """examples:
+  kd-keras export student.h5 --dataset digits --output student.tflite
+  kd-keras export student.h5 --dataset digits --quantize int8 \\
+      --output student_int8.tflite""",
+}
+METHODS = ("kd", "soft_ce", "logit_mse")
 
 
 def _positive_int(text):
@@ -19,118 +40,418 @@ def _positive_int(text):
     return value
 
 
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _unit_float(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _command(commands, name, help_text, description):
+    command = commands.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Python tracebacks of errors",
+    )
+    return command
+
+
+def _add_training(command, dataset_default="digits"):
+    command.add_argument(
+        "--dataset",
+        default=dataset_default,
+        help=f"dataset name or .npz file (default: {dataset_default})",
+    )
+    command.add_argument(
+        "--epochs",
+        type=_positive_int,
+        help="training epochs (default: per dataset)",
+    )
+    command.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="batch size (default: per dataset)",
+    )
+    command.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: 0)"
+    )
+    command.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs"
+    )
+
+
+def _add_distillation(command):
+    command.add_argument(
+        "--temperature",
+        type=_positive_float,
+        help="softening temperature T (default: 4)",
+    )
+    command.add_argument(
+        "--alpha",
+        type=_unit_float,
+        help="weight of the hard-label loss (default: 0.1)",
+    )
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="kd-keras",
-        description="Knowledge distillation for Keras.",
+        description="Knowledge distillation for Keras: train small "
+        "students from large teachers.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
+
+    demo = _command(
+        commands,
         "demo",
-        help="train a teacher, a scratch student and a distilled student",
-        description=(
-            "On scikit-learn's digits: trains the case-study teacher (MLP "
-            "3x256), the student (MLP 1x128) from scratch, and the same "
-            "student distilled from the teacher with the same budget; "
-            "prints their test accuracy and saves them as .h5 files."
-        ),
-        epilog=_DEMO_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "teacher, scratch student and distilled student, compared",
+        "Trains a teacher, the student from scratch and the same student "
+        "distilled from the teacher with the same budget; prints accuracy, "
+        "parameters, file size, latency and teacher agreement; saves each "
+        "model as .h5 with a JSON card, and a report with plots.",
     )
-    demo.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=20,
-        help="epochs of each student (default: 20)",
-    )
+    _add_training(demo)
+    _add_distillation(demo)
     demo.add_argument(
         "--teacher-epochs",
         type=_positive_int,
-        default=30,
-        help="epochs of the teacher (default: 30)",
+        help="teacher epochs (default: per dataset)",
     )
     demo.add_argument(
-        "--temperature",
-        type=float,
-        default=4.0,
-        help="distillation temperature (default: 4.0)",
+        "--models-dir",
+        default="saved_models",
+        help="folder of the .h5 files (default: saved_models)",
     )
     demo.add_argument(
-        "--alpha",
-        type=float,
-        default=0.1,
-        help="weight of the hard-label loss (default: 0.1)",
+        "--report-dir", help="folder of the report (default: runs/demo_<data>)"
     )
-    demo.add_argument(
-        "--seed", type=int, default=0, help="random seed (default: 0)"
+
+    teacher = _command(
+        commands,
+        "train-teacher",
+        "train a built-in teacher",
+        "Trains the built-in teacher (mlp or cnn) on a dataset and saves "
+        "it as .h5 with a JSON card.",
     )
-    demo.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="run folder, must not exist (default: runs/demo-<time>)",
+    _add_training(teacher)
+    teacher.add_argument(
+        "--architecture",
+        choices=("mlp", "cnn"),
+        help="default: cnn for images, mlp otherwise",
     )
+    teacher.add_argument(
+        "--output", required=True, type=Path, help="the .h5 file to write"
+    )
+
+    distill = _command(
+        commands,
+        "distill",
+        "distil a student from a teacher",
+        "Trains a student (a .h5/.keras file, or a built-in 'mlp'/'cnn') "
+        "from a teacher file and saves it as .h5 with a JSON card.",
+    )
+    distill.add_argument("--teacher", required=True, type=Path)
+    distill.add_argument(
+        "--student", required=True, help="a .h5/.keras file, or mlp or cnn"
+    )
+    _add_training(distill)
+    _add_distillation(distill)
+    distill.add_argument(
+        "--method",
+        choices=METHODS,
+        default="kd",
+        help="distillation loss (default: kd)",
+    )
+    distill.add_argument("--output", required=True, type=Path)
+
+    evaluate = _command(
+        commands,
+        "evaluate",
+        "measure a saved model",
+        "Prints a model's test accuracy, parameters, file size and latency, "
+        "and its agreement with a teacher if one is given.",
+    )
+    evaluate.add_argument("model", type=Path)
+    evaluate.add_argument("--dataset", default="digits")
+    evaluate.add_argument("--teacher", type=Path)
+
+    report_command = _command(
+        commands,
+        "report",
+        "redraw the report of a run",
+        "Rewrites report.md and the PNG plots of a run folder from its "
+        "run.json.",
+    )
+    report_command.add_argument("run_dir", type=Path)
+
+    export = _command(
+        commands,
+        "export",
+        "convert a model for deployment",
+        "Converts a model to TensorFlow Lite, optionally quantized, and "
+        "compares the converted model's test accuracy with the Keras one.",
+    )
+    export.add_argument("model", type=Path)
+    export.add_argument("--format", choices=("tflite",), default="tflite")
+    export.add_argument(
+        "--quantize",
+        default="none",
+        choices=("none", "float16", "dynamic", "int8"),
+    )
+    export.add_argument(
+        "--dataset",
+        default="digits",
+        help="test data, and int8 calibration data",
+    )
+    export.add_argument("--output", required=True, type=Path)
+    export.add_argument("--overwrite", action="store_true")
     return parser
 
 
-def _demo(args):
-    from kd_keras import datasets, demo
-    from kd_keras.saving import save_model
+def check_fits(model, role, x, y):
+    """Raises a `ValueError` if `model` does not fit the data `(x, y)`."""
+    from kd_keras import datasets
 
-    output = args.output or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    if output.exists():
-        raise SystemExit(f"kd-keras: {output} exists; choose another --output")
-    data = datasets.load("digits")
-    x_test, y_test = data[1]
-    print("Training the teacher (MLP 3x256) on digits ...")
-    teacher = demo.train_teacher(
-        data, epochs=args.teacher_epochs, seed=args.seed, verbose=2
+    expected = tuple(model.input_shape[1:])
+    if expected != tuple(x.shape[1:]):
+        raise ValueError(
+            f"The {role} takes inputs of shape {expected}, but the dataset's "
+            f"samples have shape {tuple(x.shape[1:])}."
+        )
+    classes = datasets.num_classes(y)
+    if model.output_shape[-1] != classes:
+        raise ValueError(
+            f"The {role} has {model.output_shape[-1]} outputs, but the "
+            f"dataset has {classes} classes."
+        )
+
+
+def _measure(model, path, x_test, y_test):
+    from kd_keras import evaluation
+
+    return {
+        "test_accuracy": evaluation.accuracy(model, x_test, y_test),
+        "parameters": model.count_params(),
+        "file_bytes": path.stat().st_size,
+        "latency_ms": evaluation.latency_ms(model, x_test),
+    }
+
+
+def _print_measures(name, measures):
+    print(
+        f"{name}: test accuracy {measures['test_accuracy']:.4f}, "
+        f"{measures['parameters']:,} parameters, "
+        f"{measures['file_bytes'] / 1024:,.0f} KiB, "
+        f"{measures['latency_ms']:.3f} ms/sample"
     )
-    print("Training the student from scratch ...")
-    initial = demo.new_student(data, args.seed)
-    scratch = demo.copy_model(initial, "mlp_student_scratch")
-    fit = dict(epochs=args.epochs, seed=args.seed, verbose=2)
-    demo.train_scratch(scratch, data, **fit)
-    print("Distilling the same student from the teacher ...")
-    distilled = demo.copy_model(initial, "mlp_student_distilled")
-    demo.distill(
-        teacher,
-        distilled,
-        data,
+
+
+def _demo(args):
+    from kd_keras import demo, report
+
+    record = demo.run(
+        args.dataset,
+        models_dir=args.models_dir,
+        report_dir=args.report_dir,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        teacher_epochs=(args.teacher_epochs),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
         alpha=args.alpha,
         temperature=args.temperature,
-        **fit,
     )
-    rows = []
-    for label, model in (
-        ("teacher", teacher),
-        ("scratch student", scratch),
-        ("distilled student", distilled),
-    ):
-        path = save_model(model, output / f"{model.name}.h5")
-        rows.append(
-            (
-                label,
-                model.count_params(),
-                demo.accuracy(model, x_test, y_test),
-                demo.agreement(teacher, model, x_test),
-                path,
-            )
-        )
+    _, report_dir = demo.output_paths(
+        args.dataset, args.models_dir, args.report_dir
+    )
+    print()
+    print(report.table(record))
     print(
-        f"\n{'model':<18} {'params':>8} {'test acc':>9} "
-        f"{'agrees w/ teacher':>18}  file"
+        f"\nModels and cards in {args.models_dir}/; report, plots and "
+        f"run.json in {report_dir}/."
     )
-    for label, params, acc, agree, path in rows:
-        print(f"{label:<18} {params:>8,} {acc:>9.4f} {agree:>18.4f}  {path}")
+
+
+def _save_with_card(model, args, data, method, hyperparameters):
+    from kd_keras import cards, evaluation
+    from kd_keras.saving import save_model
+
+    x_test, y_test = data[1]
+    path = save_model(model, args.output, overwrite=args.overwrite)
+    accuracy = evaluation.accuracy(model, x_test, y_test)
+    card = cards.make_card(
+        model, path, args.dataset, accuracy, method, hyperparameters, args.seed
+    )
+    cards.write_json(cards.card_path(path), card, overwrite=args.overwrite)
+    _print_measures(str(path), _measure(model, path, x_test, y_test))
+
+
+def _check_outputs_free(args):
+    from kd_keras import cards
+
+    for path in (args.output, cards.card_path(args.output)):
+        if path.exists() and not args.overwrite:
+            raise FileExistsError(
+                f"{path} exists; pass --overwrite to replace it."
+            )
+
+
+def _train_teacher(args):
+    from kd_keras import datasets, demo
+
+    _check_outputs_free(args)
+    data = datasets.load(args.dataset)
+    architecture = args.architecture or demo.default_architecture(data[0][0])
+    defaults = demo.DEFAULTS[architecture]
+    epochs = args.epochs or defaults["teacher_epochs"]
+    batch_size = args.batch_size or defaults["batch_size"]
+    teacher = demo.train_teacher(
+        data, architecture, epochs, batch_size, args.seed, verbose=1
+    )
+    _save_with_card(
+        teacher,
+        args,
+        data,
+        "supervised",
+        {
+            "architecture": architecture,
+            "epochs": epochs,
+            "batch_size": batch_size,
+        },
+    )
+
+
+def _distillation_loss(method, temperature):
+    from kd_keras import losses
+
+    if method == "kd":
+        return losses.KD(temperature)
+    if method == "soft_ce":
+        return losses.SoftTargetCrossEntropy(temperature)
+    return losses.LogitMSE()
+
+
+def _distill(args):
+    from kd_keras import datasets, demo
+    from kd_keras.saving import load_student
+
+    _check_outputs_free(args)
+    data = datasets.load(args.dataset)
+    (x_train, y_train), _ = data
+    teacher = load_student(args.teacher)
+    check_fits(teacher, "teacher", x_train, y_train)
+    if args.student in ("mlp", "cnn"):
+        student = demo.new_student(data, args.student, args.seed)
+    else:
+        student = load_student(args.student)
+    check_fits(student, "student", x_train, y_train)
+    defaults = demo.DEFAULTS[demo.default_architecture(x_train)]
+    settings = {
+        "method": args.method,
+        "temperature": args.temperature or defaults["temperature"],
+        "alpha": defaults["alpha"] if args.alpha is None else args.alpha,
+        "epochs": args.epochs or defaults["epochs"],
+        "batch_size": args.batch_size or defaults["batch_size"],
+        "teacher": str(args.teacher),
+    }
+    demo.distill(
+        teacher,
+        student,
+        data,
+        settings["epochs"],
+        settings["batch_size"],
+        args.seed,
+        alpha=settings["alpha"],
+        distillation_loss=_distillation_loss(
+            args.method, settings["temperature"]
+        ),
+        verbose=1,
+    )
+    _save_with_card(student, args, data, args.method, settings)
+
+
+def _evaluate(args):
+    from kd_keras import datasets, evaluation
+    from kd_keras.saving import load_student
+
+    model = load_student(args.model)
+    (_, _), (x_test, y_test) = datasets.load(args.dataset)
+    check_fits(model, "model", x_test, y_test)
+    measures = _measure(model, args.model, x_test, y_test)
+    _print_measures(str(args.model), measures)
+    if args.teacher:
+        teacher = load_student(args.teacher)
+        check_fits(teacher, "teacher", x_test, y_test)
+        agreement = evaluation.agreement(teacher, model, x_test)
+        print(f"agreement with {args.teacher}: {agreement:.4f}")
+
+
+def _report(args):
+    from kd_keras import report
+
+    for path in report.write_report(args.run_dir):
+        print(path)
+
+
+def _export(args):
+    from kd_keras import datasets, evaluation, export
+    from kd_keras.saving import load_student
+
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(
+            f"{args.output} exists; pass --overwrite to replace it."
+        )
+    model = load_student(args.model)
+    (x_train, _), (x_test, y_test) = datasets.load(args.dataset)
+    check_fits(model, "model", x_test, y_test)
+    flatbuffer = export.to_tflite(model, args.quantize, x_train)
+    path = export.write_bytes(args.output, flatbuffer, args.overwrite)
+    keras_accuracy = evaluation.accuracy(model, x_test, y_test)
+    tflite_accuracy = export.tflite_accuracy(flatbuffer, x_test, y_test)
+    print(
+        f"{path}: {len(flatbuffer) / 1024:,.0f} KiB "
+        f"(Keras file {args.model.stat().st_size / 1024:,.0f} KiB); "
+        f"test accuracy TFLite {tflite_accuracy:.4f}, "
+        f"Keras {keras_accuracy:.4f}"
+    )
+
+
+COMMANDS = {
+    "demo": _demo,
+    "train-teacher": _train_teacher,
+    "distill": _distill,
+    "evaluate": _evaluate,
+    "report": _report,
+    "export": _export,
+}
 
 
 def main(argv=None):
-    """Entry point of `kd-keras`."""
+    """Entry point of `kd-keras`; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        _demo(args)
+    try:
+        COMMANDS[args.command](args)
+    except (OSError, ValueError, TypeError) as error:
+        if args.verbose:
+            raise
+        message = " ".join(str(error).split())
+        print(f"kd-keras {args.command}: error: {message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,50 +1,84 @@
-"""The case study: a teacher, a student from scratch, a distilled student.
+"""The main job: a teacher, a student from scratch, a distilled student.
 
-The teacher is the article's MLP (three hidden layers of 256), the student
-an MLP with one hidden layer of 128. Scratch and distilled students start
-from copies of the same initial weights and get the same budget (epochs,
-batch size, optimizer, data order), so the difference between them is the
-teacher's.
+Scratch and distilled students start from copies of the same initial
+weights and get the same budget (epochs, batch size, optimizer, data
+order), so the difference between them is the teacher's. Each model is
+saved as `.h5` with a JSON card; the run's numbers and plots go to a report
+folder.
 """
 
-import keras
-import numpy as np
+from pathlib import Path
 
-from kd_keras import datasets, models
+import keras
+
+from kd_keras import cards, datasets, evaluation, models, report
 from kd_keras.distiller import Distiller
-from kd_keras.metrics import teacher_agreement
+from kd_keras.saving import save_model
+
+ROLES = {
+    "teacher": "teacher",
+    "student_scratch": "scratch student",
+    "student_distilled": "distilled student",
+}
+DEFAULTS = {
+    "mlp": dict(
+        teacher_epochs=30, epochs=20, batch_size=64, alpha=0.1, temperature=4.0
+    ),
+    "cnn": dict(
+        teacher_epochs=8, epochs=10, batch_size=128, alpha=0.1, temperature=4.0
+    ),
+}
+
+
+def default_architecture(x):
+    """`"mlp"` for feature vectors, `"cnn"` for images."""
+    return "cnn" if x.ndim == 4 else "mlp"
 
 
 def _hard_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _fit_args(data, epochs, batch_size, verbose):
-    return dict(
+def _fit(model, data, epochs, batch_size, seed, verbose):
+    keras.utils.set_random_seed(seed)
+    (x_train, y_train), validation = data
+    return model.fit(
+        x_train,
+        y_train,
         epochs=epochs,
         batch_size=batch_size,
-        validation_data=data[1],
+        validation_data=validation,
         verbose=verbose,
     )
 
 
-def train_teacher(data, epochs=30, batch_size=64, seed=0, verbose=0):
-    """Trains the case-study teacher on `data` and returns it."""
-    (x_train, y_train), _ = data
+def train_teacher(
+    data, architecture=None, epochs=30, batch_size=64, seed=0, verbose=0
+):
+    """Trains a built-in teacher on `data` and returns it."""
+    x_train, y_train = data[0]
     keras.utils.set_random_seed(seed)
-    teacher = models.mlp_teacher(
-        x_train.shape[1:], datasets.num_classes(y_train)
+    teacher = models.build(
+        architecture or default_architecture(x_train),
+        "teacher",
+        x_train.shape[1:],
+        datasets.num_classes(y_train),
     )
     teacher.compile("adam", _hard_loss(), metrics=["accuracy"])
-    teacher.fit(x_train, y_train, **_fit_args(data, epochs, batch_size, 0))
+    _fit(teacher, data, epochs, batch_size, seed, verbose)
     return teacher
 
 
-def new_student(data, seed=0):
-    """The case-study student, initialised from `seed`."""
-    (x_train, y_train), _ = data
+def new_student(data, architecture=None, seed=0):
+    """A built-in student for `data`, initialised from `seed`."""
+    x_train, y_train = data[0]
     keras.utils.set_random_seed(seed)
-    return models.mlp_student(x_train.shape[1:], datasets.num_classes(y_train))
+    return models.build(
+        architecture or default_architecture(x_train),
+        "student",
+        x_train.shape[1:],
+        datasets.num_classes(y_train),
+    )
 
 
 def copy_model(model, name):
@@ -57,12 +91,8 @@ def copy_model(model, name):
 
 def train_scratch(student, data, epochs=20, batch_size=64, seed=0, verbose=0):
     """Trains `student` on the labels alone; returns its `History`."""
-    keras.utils.set_random_seed(seed)
     student.compile("adam", _hard_loss(), metrics=["accuracy"])
-    x_train, y_train = data[0]
-    return student.fit(
-        x_train, y_train, **_fit_args(data, epochs, batch_size, verbose)
-    )
+    return _fit(student, data, epochs, batch_size, seed, verbose)
 
 
 def distill(
@@ -74,29 +104,149 @@ def distill(
     seed=0,
     alpha=0.1,
     temperature=4.0,
+    distillation_loss=None,
     verbose=0,
 ):
-    """Trains `student` from `teacher` with Hinton KD; returns its `History`."""
-    keras.utils.set_random_seed(seed)
+    """Trains `student` from `teacher`; returns its `History`.
+
+    The distillation loss is Hinton KD at `temperature` unless
+    `distillation_loss` is given.
+    """
     distiller = Distiller(
-        teacher, student, alpha=alpha, temperature=temperature
+        teacher,
+        student,
+        distillation_loss,
+        alpha=alpha,
+        temperature=temperature,
     )
     distiller.compile("adam", metrics=["accuracy"])
-    x_train, y_train = data[0]
-    return distiller.fit(
-        x_train, y_train, **_fit_args(data, epochs, batch_size, verbose)
+    return _fit(distiller, data, epochs, batch_size, seed, verbose)
+
+
+def output_paths(dataset, models_dir, report_dir):
+    """Model paths by role and the run folder of a demo on `dataset`."""
+    prefix = f"demo_{Path(dataset).stem}"
+    paths = {role: Path(models_dir) / f"{prefix}_{role}.h5" for role in ROLES}
+    return paths, Path(report_dir or Path("runs") / prefix)
+
+
+def _check_free(paths, overwrite):
+    taken = [str(p) for p in paths if p.exists()]
+    if taken and not overwrite:
+        raise FileExistsError(
+            f"{', '.join(taken)} exist(s); pass --overwrite to replace, or "
+            "choose other output folders."
+        )
+
+
+def run(
+    dataset="digits",
+    models_dir="saved_models",
+    report_dir=None,
+    seed=0,
+    overwrite=False,
+    verbose=2,
+    **overrides,
+):
+    """Runs the demo on `dataset`; returns the run's record (`run.json`).
+
+    Args:
+        dataset: A name of `kd_keras.datasets.NAMES` or a `.npz` path.
+            Defaults to `"digits"`.
+        models_dir: Folder of the `.h5` files and cards. Defaults to
+            `"saved_models"`.
+        report_dir: Folder of `run.json`, `report.md` and the plots.
+            Defaults to `runs/demo_<dataset>`.
+        seed: Seed of the initial weights and the data order. Defaults to
+            `0`.
+        overwrite: Whether existing outputs may be replaced. Defaults to
+            `False`: they are refused before any training.
+        verbose: Keras' `verbose` for the training. Defaults to `2`.
+        **overrides: `teacher_epochs`, `epochs`, `batch_size`, `alpha`,
+            `temperature`, `architecture`; `None` keeps the default.
+    """
+    data = datasets.load(dataset)
+    (x_train, _), (x_test, y_test) = data
+    architecture = overrides.pop("architecture", None) or (
+        default_architecture(x_train)
+    )
+    settings = dict(
+        DEFAULTS[architecture], architecture=architecture, seed=seed
+    )
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    paths, report_dir = output_paths(dataset, models_dir, report_dir)
+    _check_free(
+        [
+            *paths.values(),
+            *map(cards.card_path, paths.values()),
+            report_dir / report.RUN_FILE,
+        ],
+        overwrite,
+    )
+    budget = dict(batch_size=settings["batch_size"], seed=seed, verbose=verbose)
+
+    print(f"[1/3] Training the teacher ({architecture}) on {dataset} ...")
+    trained = {
+        "teacher": train_teacher(
+            data, architecture, settings["teacher_epochs"], **budget
+        )
+    }
+    initial = new_student(data, architecture, seed)
+    print("[2/3] Training the student from scratch ...")
+    trained["student_scratch"] = copy_model(initial, "student_scratch")
+    scratch = train_scratch(
+        trained["student_scratch"], data, settings["epochs"], **budget
+    )
+    print("[3/3] Distilling the same student from the teacher ...")
+    trained["student_distilled"] = copy_model(initial, "student_distilled")
+    distilled = distill(
+        trained["teacher"],
+        trained["student_distilled"],
+        data,
+        settings["epochs"],
+        alpha=settings["alpha"],
+        temperature=settings["temperature"],
+        **budget,
     )
 
-
-def accuracy(model, x, y):
-    """Top-1 accuracy of `model` on `(x, y)`."""
-    logits = model.predict(x, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
-
-
-def agreement(teacher, student, x):
-    """Share of `x` where `student`'s top-1 class is `teacher`'s."""
-    values = teacher_agreement(
-        teacher.predict(x, verbose=0), student.predict(x, verbose=0)
-    )
-    return float(np.mean(keras.ops.convert_to_numpy(values)))
+    record = {
+        "dataset": str(dataset),
+        "settings": settings,
+        "models": [],
+        "histories": {
+            "scratch": scratch.history,
+            "distilled": distilled.history,
+        },
+    }
+    methods = {
+        "teacher": "supervised",
+        "student_scratch": "supervised",
+        "student_distilled": "kd",
+    }
+    for role, model in trained.items():
+        path = save_model(model, paths[role], overwrite=overwrite)
+        accuracy = evaluation.accuracy(model, x_test, y_test)
+        card = cards.make_card(
+            model,
+            path,
+            str(dataset),
+            accuracy,
+            methods[role],
+            settings,
+            seed,
+            role=ROLES[role],
+            latency_ms=round(evaluation.latency_ms(model, x_test), 4),
+            teacher_agreement=round(
+                evaluation.agreement(trained["teacher"], model, x_test), 4
+            ),
+        )
+        cards.write_json(cards.card_path(path), card, overwrite=overwrite)
+        record["models"].append({**card, "path": str(path)})
+    record["confusion_matrix"] = evaluation.confusion_matrix(
+        y_test,
+        evaluation.predict_classes(trained["student_distilled"], x_test),
+        datasets.num_classes(y_test),
+    ).tolist()
+    cards.write_json(report_dir / report.RUN_FILE, record, overwrite=overwrite)
+    report.write_report(report_dir)
+    return record

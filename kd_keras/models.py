@@ -86,3 +86,34 @@ def cnn_teacher(input_shape=(28, 28, 1), num_classes=10):
 def cnn_student(input_shape=(28, 28, 1), num_classes=10):
     """A CNN student: 8-16 filters and a 32-unit dense layer."""
     return cnn(input_shape, num_classes, (8, 16), 32, "cnn_student")
+
+
+ARCHITECTURES = ("mlp", "cnn")
+_BUILDERS = {
+    ("mlp", "teacher"): mlp_teacher,
+    ("mlp", "student"): mlp_student,
+    ("cnn", "teacher"): cnn_teacher,
+    ("cnn", "student"): cnn_student,
+}
+
+
+def build(architecture, role, input_shape, num_classes):
+    """The built-in `"teacher"` or `"student"` of an architecture.
+
+    Args:
+        architecture: `"mlp"` or `"cnn"` (images only).
+        role: `"teacher"` or `"student"`.
+        input_shape: Shape of one sample.
+        num_classes: Number of classes.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {', '.join(ARCHITECTURES)}. "
+            f"Received: architecture={architecture!r}"
+        )
+    if architecture == "cnn" and len(input_shape) != 3:
+        raise ValueError(
+            "The cnn architecture takes images (height, width, channels). "
+            f"Received: input_shape={tuple(input_shape)}; use mlp."
+        )
+    return _BUILDERS[architecture, role](tuple(input_shape), num_classes)

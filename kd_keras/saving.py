@@ -38,11 +38,38 @@ def _quiet_hdf5_notice():
         logger.removeFilter(notice_filter)
 
 
-def save_model(model, path, overwrite=False):
-    """Saves `model` to `path` atomically.
+@contextlib.contextmanager
+def atomic_path(path, overwrite=False):
+    """Yields a temporary path beside `path`, renamed over it on success.
 
-    The model is written to a temporary file beside `path`, then renamed
-    over it, so a crash never leaves a truncated file where a good one was.
+    A crash or an error while writing leaves `path` as it was and no
+    temporary file behind.
+
+    Args:
+        path: The destination.
+        overwrite: Whether an existing `path` may be replaced. Defaults to
+            `False`.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} exists; pass overwrite=True to replace it."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+    )
+    os.close(handle)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(model, path, overwrite=False):
+    """Saves `model` to `path` atomically (see `atomic_path`).
 
     Args:
         model: The `keras.Model` to save.
@@ -55,23 +82,10 @@ def save_model(model, path, overwrite=False):
     """
     path = Path(path)
     _check_extension(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{str(path)!r} exists; pass overwrite=True to replace it."
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
-    )
-    os.close(handle)
-    os.unlink(tmp)
-    try:
-        with _quiet_hdf5_notice():
-            model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # A deployed student needs no optimizer state; `.keras` always has it.
+    options = {} if path.suffix == ".keras" else {"include_optimizer": False}
+    with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
+        model.save(tmp, **options)
     return path
 
 

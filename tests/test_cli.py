@@ -1,52 +1,251 @@
+"""`kd-keras`: each command in a subprocess, bad input in-process."""
+
+import json
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from kd_keras import cli
 
 
-def test_demo_trains_and_saves_three_models(tmp_path, capsys):
-    output = tmp_path / "run"
-    cli.main(
-        [
-            "demo",
-            "--epochs",
-            "1",
-            "--teacher-epochs",
-            "1",
-            "--output",
-            str(output),
-        ]
+def kd_keras(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "kd_keras.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
-    table = capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder with a small learnable dataset as a .npz file."""
+    folder = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = np.argmax(x[:, :3], axis=1)
+    np.savez(
+        folder / "tiny.npz",
+        x_train=x[:240],
+        y_train=y[:240],
+        x_test=x[240:],
+        y_test=y[240:],
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(workdir):
+    result = kd_keras(
+        "train-teacher",
+        "--dataset",
+        "tiny.npz",
+        "--epochs",
+        "15",
+        "--output",
+        "teacher.h5",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "teacher.h5: test accuracy" in result.stdout
+    return workdir / "teacher.h5"
+
+
+def test_train_teacher_writes_model_and_card(teacher):
+    card = json.loads(teacher.with_suffix(".json").read_text())
+    assert card["dataset"] == "tiny.npz" and card["seed"] == 0
+    assert card["test_accuracy"] > 0.8
+    assert card["parameters"] > 0 and card["file_bytes"] > 0
+    assert {"tensorflow", "keras", "kd_keras"} <= set(card["versions"])
+
+
+@pytest.fixture(scope="module")
+def student(workdir, teacher):
+    result = kd_keras(
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "mlp",
+        "--dataset",
+        "tiny.npz",
+        "--epochs",
+        "15",
+        "--temperature",
+        "2",
+        "--alpha",
+        "0.5",
+        "--output",
+        "student.h5",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    return workdir / "student.h5"
+
+
+def test_distill_writes_student_and_card(student):
+    card = json.loads(student.with_suffix(".json").read_text())
+    assert card["method"] == "kd"
+    assert card["hyperparameters"]["temperature"] == 2.0
+    assert card["hyperparameters"]["alpha"] == 0.5
+    assert card["test_accuracy"] > 0.6
+
+
+def test_evaluate(workdir, student, teacher):
+    result = kd_keras(
+        "evaluate",
+        student,
+        "--dataset",
+        "tiny.npz",
+        "--teacher",
+        teacher,
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    assert "agreement with" in result.stdout
+
+
+def test_export_int8(workdir, student):
+    result = kd_keras(
+        "export",
+        student,
+        "--dataset",
+        "tiny.npz",
+        "--quantize",
+        "int8",
+        "--output",
+        "s.tflite",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "s.tflite").stat().st_size > 0
+    assert "test accuracy TFLite" in result.stdout
+
+
+def test_demo_and_report(workdir):
+    args = (
+        "demo",
+        "--dataset",
+        "tiny.npz",
+        "--epochs",
+        "2",
+        "--teacher-epochs",
+        "2",
+        "--models-dir",
+        "models",
+        "--report-dir",
+        "run",
+    )
+    result = kd_keras(*args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
     for label in ("teacher", "scratch student", "distilled student"):
-        assert label in table
-    assert sorted(p.name for p in output.iterdir()) == [
-        "mlp_student_distilled.h5",
-        "mlp_student_scratch.h5",
-        "mlp_teacher.h5",
+        assert f"| {label} |" in result.stdout
+    models = sorted(p.name for p in (workdir / "models").iterdir())
+    assert models == sorted(
+        f"demo_tiny_{role}.{ext}"
+        for ext in ("h5", "json")
+        for role in ("teacher", "student_scratch", "student_distilled")
+    )
+    plots = [
+        workdir / "run" / name
+        for name in ("curves.png", "comparison.png", "confusion.png")
     ]
+    for plot in plots:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        plot.unlink()
+    result = kd_keras("report", "run", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert all(plot.exists() for plot in plots)
+    # A second run refuses to replace anything, before any training.
+    before = (workdir / "models" / "demo_tiny_teacher.h5").read_bytes()
+    result = kd_keras(*args, cwd=workdir)
+    assert result.returncode == 1
+    assert "exist(s); pass --overwrite" in result.stderr
+    assert "Traceback" not in result.stderr and "Epoch" not in result.stdout
+    assert (workdir / "models" / "demo_tiny_teacher.h5").read_bytes() == (
+        before
+    )
 
 
-def test_demo_refuses_an_existing_output(tmp_path):
-    with pytest.raises(SystemExit, match="exists"):
-        cli.main(["demo", "--output", str(tmp_path)])
+def run_main(capsys, *args):
+    status = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("evaluate", "absent.h5"), "No model file at 'absent.h5'"),
+        (
+            ("train-teacher", "--dataset", "imagenet", "--output", "t.h5"),
+            "Known datasets: digits",
+        ),
+        (
+            ("train-teacher", "--dataset", "partial.npz", "--output", "t.h5"),
+            "lacks the arrays",
+        ),
+        (("evaluate", "corrupt.h5"), "corrupt"),
+        (
+            (
+                "distill",
+                "--teacher",
+                "teacher.h5",
+                "--student",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--output",
+                "x.h5",
+            ),
+            r"takes inputs of shape \(6,\), but the dataset's samples have "
+            r"shape \(64,\)",
+        ),
+        (
+            (
+                "train-teacher",
+                "--dataset",
+                "tiny.npz",
+                "--output",
+                "teacher.h5",
+            ),
+            "teacher.h5 exists; pass --overwrite",
+        ),
+        (("report", "."), "is not a run folder"),
+    ],
+)
+def test_bad_input_one_line_and_non_zero(
+    workdir, teacher, capsys, monkeypatch, args, message
+):
+    monkeypatch.chdir(workdir)
+    np.savez(workdir / "partial.npz", x_train=np.zeros(3))
+    (workdir / "corrupt.h5").write_bytes(b"not hdf5")
+    status, err = run_main(capsys, *args)
+    assert status == 1
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_verbose_shows_the_traceback(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    with pytest.raises(FileNotFoundError):
+        cli.main(["evaluate", "absent.h5", "--verbose"])
 
 
 @pytest.mark.parametrize("epochs", ["0", "-3"])
-def test_demo_rejects_non_positive_epochs(epochs, capsys):
+def test_non_positive_epochs(epochs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--epochs", epochs])
     assert exit_info.value.code == 2
     assert "must be > 0" in capsys.readouterr().err
 
 
-def test_console_script_help():
-    result = subprocess.run(
-        [sys.executable, "-m", "kd_keras.cli", "demo", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "examples:" in result.stdout
+@pytest.mark.parametrize("command", list(cli.EXAMPLES))
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    assert f"kd-keras {command}" in capsys.readouterr().out

@@ -33,3 +33,13 @@ def test_cnn_pair_returns_logits_and_student_is_smaller():
     assert teacher(x).shape == student(x).shape == (2, 10)
     assert teacher.layers[-1].activation is keras.activations.linear
     assert student.count_params() * 10 < teacher.count_params()
+
+
+def test_build_by_name_and_bad_names():
+    assert models.build("cnn", "student", (28, 28, 1), 10).name == (
+        "cnn_student"
+    )
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        models.build("transformer", "student", (8,), 2)
+    with pytest.raises(ValueError, match="takes images"):
+        models.build("cnn", "teacher", (64,), 10)

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from kd_keras import report
+
+
+def fake_run():
+    history = {
+        "accuracy": [0.5, 0.8],
+        "val_accuracy": [0.4, 0.7],
+        "val_loss": [1.0, 0.6],
+        "val_student_loss": [0.9, 0.5],
+    }
+    model = {
+        "parameters": 1234,
+        "file_bytes": 2048,
+        "test_accuracy": 0.9,
+        "latency_ms": 0.25,
+        "teacher_agreement": 0.95,
+    }
+    return {
+        "dataset": "digits",
+        "settings": {"epochs": 2},
+        "models": [
+            {**model, "role": role}
+            for role in ("teacher", "scratch student", "distilled student")
+        ],
+        "histories": {"scratch": history, "distilled": history},
+        "confusion_matrix": [[3, 1], [0, 4]],
+    }
+
+
+def test_table():
+    lines = report.table(fake_run()).splitlines()
+    assert lines[2] == (
+        "| teacher | 1,234 | 2 KiB | 0.9000 | 0.250 ms | 0.9500 |"
+    )
+    assert len(lines) == 5
+
+
+def test_write_report(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps(fake_run()))
+    written = report.write_report(tmp_path)
+    assert [p.name for p in written] == [
+        "report.md",
+        "curves.png",
+        "comparison.png",
+        "confusion.png",
+    ]
+    for png in written[1:]:
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "![curves](curves.png)" in written[0].read_text()
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        report.write_report(tmp_path)
