@@ -9,6 +9,8 @@ EXAMPLES = {
     "demo": """examples:
   kd-keras demo
   kd-keras demo --dataset fashion_mnist --epochs 10
+  kd-keras demo --dataset fashion_mnist \\
+      --teacher saved_models/fashion_mnist_cnn_teacher.h5
   kd-keras demo --seed 1 --models-dir my_models --report-dir my_run""",
     "train-teacher": """examples:
   kd-keras train-teacher --dataset digits --output teacher.h5
@@ -130,6 +132,11 @@ def _parser():
         "--teacher-epochs",
         type=_positive_int,
         help="teacher epochs (default: per dataset)",
+    )
+    demo.add_argument(
+        "--teacher",
+        type=Path,
+        help="a trained teacher .h5/.keras file, used instead of training one",
     )
     demo.add_argument(
         "--models-dir",
@@ -261,10 +268,17 @@ def _print_measures(name, measures):
 
 
 def _demo(args):
-    from kd_keras import demo, report
+    from kd_keras import datasets, demo, report
+    from kd_keras.saving import load_student
 
+    teacher = None
+    if args.teacher:
+        teacher = load_student(args.teacher)
+        x_train, y_train = datasets.load(args.dataset)[0]
+        check_fits(teacher, "teacher", x_train, y_train)
     record = demo.run(
         args.dataset,
+        teacher=teacher,
         models_dir=args.models_dir,
         report_dir=args.report_dir,
         seed=args.seed,

@@ -146,6 +146,7 @@ def run(
     seed=0,
     overwrite=False,
     verbose=2,
+    teacher=None,
     **overrides,
 ):
     """Runs the demo on `dataset`; returns the run's record (`run.json`).
@@ -162,6 +163,8 @@ def run(
         overwrite: Whether existing outputs may be replaced. Defaults to
             `False`: they are refused before any training.
         verbose: Keras' `verbose` for the training. Defaults to `2`.
+        teacher: A trained teacher `keras.Model` to use instead of training
+            one. Defaults to `None`.
         **overrides: `teacher_epochs`, `epochs`, `batch_size`, `alpha`,
             `temperature`, `architecture`; `None` keeps the default.
     """
@@ -185,12 +188,15 @@ def run(
     )
     budget = dict(batch_size=settings["batch_size"], seed=seed, verbose=verbose)
 
-    print(f"[1/3] Training the teacher ({architecture}) on {dataset} ...")
-    trained = {
-        "teacher": train_teacher(
+    if teacher is None:
+        print(f"[1/3] Training the teacher ({architecture}) on {dataset} ...")
+        teacher = train_teacher(
             data, architecture, settings["teacher_epochs"], **budget
         )
-    }
+    else:
+        print(f"[1/3] Using the given teacher {teacher.name!r}.")
+        settings["teacher_epochs"] = None
+    trained = {"teacher": teacher}
     initial = new_student(data, architecture, seed)
     print("[2/3] Training the student from scratch ...")
     trained["student_scratch"] = copy_model(initial, "student_scratch")

@@ -249,3 +249,36 @@ def test_every_command_has_help_with_examples(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
     assert f"kd-keras {command}" in capsys.readouterr().out
+
+
+def test_demo_with_a_given_teacher(workdir, teacher, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    status = cli.main(
+        [
+            "demo",
+            "--dataset",
+            "tiny.npz",
+            "--teacher",
+            str(teacher),
+            "--epochs",
+            "1",
+            "--models-dir",
+            "given",
+            "--report-dir",
+            "given_run",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert (
+        "Using the given teacher" in out and "Training the teacher" not in out
+    )
+    record = json.loads((workdir / "given_run" / "run.json").read_text())
+    assert (
+        record["models"][0]["parameters"]
+        == json.loads(teacher.with_suffix(".json").read_text())["parameters"]
+    )
+    status, err = run_main(
+        capsys, "demo", "--dataset", "digits", "--teacher", teacher
+    )
+    assert status == 1 and "takes inputs of shape (6,)" in err
