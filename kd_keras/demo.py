@@ -145,7 +145,7 @@ def run(
     report_dir=None,
     seed=0,
     overwrite=False,
-    verbose=2,
+    verbose="auto",
     teacher=None,
     **overrides,
 ):
@@ -162,7 +162,7 @@ def run(
             `0`.
         overwrite: Whether existing outputs may be replaced. Defaults to
             `False`: they are refused before any training.
-        verbose: Keras' `verbose` for the training. Defaults to `2`.
+        verbose: Keras' `verbose` for the training. Defaults to `"auto"`.
         teacher: A trained teacher `keras.Model` to use instead of training
             one. Defaults to `None`.
         **overrides: `teacher_epochs`, `epochs`, `batch_size`, `alpha`,
