@@ -20,6 +20,8 @@ test: $(VENV)/.installed
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/article_mlp.py --dataset fashion_mnist
+	$(BIN)/python benchmarks/article_mlp.py --dataset digits --batch-size 64 \
+	    --teacher-epochs 30
 
 clean:
 	rm -rf $(VENV) build *.egg-info

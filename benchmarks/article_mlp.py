@@ -12,6 +12,7 @@ Run: `.venv/bin/python benchmarks/article_mlp.py --dataset fashion_mnist`
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -105,8 +106,7 @@ def write(results, args, seconds):
         f"Ran in {seconds / 60:.1f} min on {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
         f"Keras {keras.__version__}, {time.strftime('%Y-%m-%d')}, with "
-        f"`python benchmarks/article_mlp.py --dataset {args.dataset} "
-        f"--seeds {args.seeds} --epochs {args.epochs}`.",
+        f"`python benchmarks/article_mlp.py {' '.join(sys.argv[1:])}`.",
     ]
     path = Path(__file__).with_name(f"ARTICLE_MLP_{args.dataset}.md")
     path.write_text("\n".join(lines) + "\n")

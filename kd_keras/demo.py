@@ -195,7 +195,8 @@ def run(
         )
     else:
         print(f"[1/3] Using the given teacher {teacher.name!r}.")
-        settings["teacher_epochs"] = None
+        settings.pop("teacher_epochs")
+        settings["teacher"] = teacher.name
     trained = {"teacher": teacher}
     initial = new_student(data, architecture, seed)
     print("[2/3] Training the student from scratch ...")
