@@ -100,12 +100,12 @@ def _add_distillation(command):
     command.add_argument(
         "--temperature",
         type=_positive_float,
-        help="softening temperature T (default: 4)",
+        help="softening temperature T (default: 1 for mlp, 2 for cnn)",
     )
     command.add_argument(
         "--alpha",
         type=_unit_float,
-        help="weight of the hard-label loss (default: 0.1)",
+        help="weight of the hard-label loss (default: 0.5)",
     )
 
 
