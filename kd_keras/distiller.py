@@ -1,5 +1,7 @@
 """The `Distiller`: a `keras.Model` that trains a student from a teacher."""
 
+import inspect
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -444,20 +446,18 @@ class Distiller(keras.Model):
                 f"{y.max()}."
             )
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        self._check_labels(y)
-        if (
-            isinstance(validation_data, (tuple, list))
-            and len(validation_data) > 1
-        ):
-            self._check_labels(validation_data[1])
-        return super().fit(
-            x, y, *args, validation_data=validation_data, **kwargs
-        )
+    def fit(self, *args, **kwargs):
+        given = inspect.signature(super().fit).bind(*args, **kwargs).arguments
+        self._check_labels(given.get("y"))
+        validation = given.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) > 1:
+            self._check_labels(validation[1])
+        return super().fit(*args, **kwargs)
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_labels(y)
-        return super().evaluate(x, y, *args, **kwargs)
+    def evaluate(self, *args, **kwargs):
+        given = inspect.signature(super().evaluate).bind(*args, **kwargs)
+        self._check_labels(given.arguments.get("y"))
+        return super().evaluate(*args, **kwargs)
 
     def save_student(self, path, overwrite=False):
         """Saves the student alone, as a plain Keras model.

@@ -476,6 +476,8 @@ def test_labels_out_of_range(teacher, student, data):
         distiller.fit(x, y, validation_data=(x, -bad), verbose=0)
     with pytest.raises(ValueError, match="Labels must be in"):
         distiller.evaluate(x, bad, verbose=0)
+    with pytest.raises(ValueError, match="Labels must be in"):  # positional
+        distiller.fit(x, y, 32, 1, 0, None, 0.0, (x, bad))
 
 
 def test_fit_before_compile(teacher, student, data):
