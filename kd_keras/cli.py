@@ -232,7 +232,13 @@ def _parser():
 def check_fits(model, role, x, y):
     """Raises a `ValueError` if `model` does not fit the data `(x, y)`."""
     from kd_keras import datasets
+    from kd_keras.distiller import Distiller
 
+    if isinstance(model, Distiller):
+        raise ValueError(
+            f"The {role} file holds a whole Distiller; pass the student "
+            "file instead (written by Distiller.save_student)."
+        )
     expected = tuple(model.input_shape[1:])
     if expected != tuple(x.shape[1:]):
         raise ValueError(
@@ -316,7 +322,9 @@ def _save_with_card(model, args, data, method, hyperparameters):
 
 def _check_outputs_free(args):
     from kd_keras import cards
+    from kd_keras.saving import check_extension
 
+    check_extension(args.output)
     for path in (args.output, cards.card_path(args.output)):
         if path.exists() and not args.overwrite:
             raise FileExistsError(

@@ -142,13 +142,17 @@ def _load_npz(path):
 
 
 def _standardize(split):
-    """uint8 images to float32 in [0, 1] with a channel axis; int64 labels."""
+    """uint8 images to float32 in [0, 1] with a channel axis; integer
+    labels (one-hot labels are turned into class indices) as int64."""
     x, y = split
     if x.dtype == np.uint8:
         x = x.astype("float32") / 255.0
         if x.ndim == 3:
             x = x[..., np.newaxis]
-    return x.astype("float32"), np.asarray(y).reshape(-1).astype("int64")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = np.argmax(y, axis=1)  # one-hot
+    return x.astype("float32"), y.reshape(-1).astype("int64")
 
 
 def load(name, path=None):

@@ -186,6 +186,8 @@ def run(
             *paths.values(),
             *map(cards.card_path, paths.values()),
             report_dir / report.RUN_FILE,
+            report_dir / "report.md",
+            *(report_dir / name for name in report.PLOTS),
         ],
         overwrite,
     )

@@ -143,9 +143,9 @@ class Distiller(keras.Model):
             (`teacher.trainable = False`) and its weights never change.
         student: The `keras.Model` to train, with the teacher's output
             shape.
-        distillation_loss: A loss called as `loss(teacher, student)`, e.g.
-            one from `kd_keras.losses`. Defaults to `None`, Hinton KD:
-            `kd_keras.losses.KD(temperature)`.
+        distillation_loss: A `keras.losses.Loss` called as
+            `loss(teacher, student)`, e.g. `kd_keras.losses.KD(2.0)`.
+            Defaults to `None`, Hinton KD: `kd_keras.losses.KD(temperature)`.
         alpha: Weight of the hard-label loss, in [0, 1]. `lambda_param` of
             `kd_keras.distillation_loss` is `1 - alpha`. Defaults to `0.1`.
         temperature: Softening temperature of the default loss `T > 0`. A
@@ -204,10 +204,11 @@ class Distiller(keras.Model):
         self.built = teacher.built and student.built
 
     def _checked_distillation_loss(self, loss, temperature, output_shape):
-        if not callable(loss):
+        if not isinstance(loss, keras.losses.Loss):
             raise TypeError(
-                "distillation_loss must be a loss called as "
-                "loss(teacher_outputs, student_outputs). "
+                "distillation_loss must be a keras.losses.Loss called as "
+                "loss(teacher_outputs, student_outputs), such as "
+                "kd_keras.losses.KD(temperature=2.0). "
                 f"Received: distillation_loss={loss!r}"
             )
         own = getattr(loss, "temperature", None)
@@ -307,7 +308,9 @@ class Distiller(keras.Model):
                     temperature=temperature or self.temperature or 1.0,
                 )
             self.distillation_loss = self._checked_distillation_loss(
-                distillation_loss_fn, _DEFAULT_TEMPERATURE, None
+                distillation_loss_fn,
+                _DEFAULT_TEMPERATURE,
+                _output_shape(self.student),
             )
         if temperature is not None:
             self.temperature = temperature
@@ -408,13 +411,14 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         teacher_outputs = self.teacher(x, training=False)
-        variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
             student_outputs = self.student(x, training=True)
             losses = self._loss_terms(
                 y, student_outputs, teacher_outputs, sample_weight
             )
             scaled = self.optimizer.scale_loss(losses[0])
+        # Read after the call: an unbuilt student creates its weights there.
+        variables = self.student.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return self._report(

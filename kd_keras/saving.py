@@ -14,8 +14,10 @@ import keras
 WRITABLE_EXTENSIONS = (".keras", ".h5", ".hdf5")
 
 
-def _check_extension(path):
-    if path.suffix.lower() not in WRITABLE_EXTENSIONS:
+def check_extension(path):
+    """Raises a `ValueError` unless Keras can write a model to `path`."""
+    path = Path(path)
+    if path.suffix not in WRITABLE_EXTENSIONS:
         raise ValueError(
             f"path must end in one of {', '.join(WRITABLE_EXTENSIONS)}. "
             f"Received: path={str(path)!r}"
@@ -62,6 +64,10 @@ def atomic_path(path, overwrite=False):
     os.close(handle)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -81,7 +87,7 @@ def save_model(model, path, overwrite=False):
         The `Path` written.
     """
     path = Path(path)
-    _check_extension(path)
+    check_extension(path)
     # A deployed student needs no optimizer state; `.keras` always has it.
     options = {} if path.suffix == ".keras" else {"include_optimizer": False}
     with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
@@ -91,7 +97,7 @@ def save_model(model, path, overwrite=False):
 
 def _read_config(path):
     """The model config stored in a `.keras` or `.h5` file."""
-    if path.suffix.lower() == ".keras":
+    if path.suffix == ".keras":
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read("config.json"))
     with h5py.File(path, "r") as f:
@@ -139,7 +145,7 @@ def load_student(path, safe_mode=True, compile=False):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {str(path)!r}.")
-    _check_extension(path)
+    check_extension(path)
     try:
         config = _read_config(path)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:

@@ -5,10 +5,13 @@ import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
+import kd_keras as kd_keras_module
 from kd_keras import cli
+from kd_keras.saving import load_student as kd_keras_load
 
 
 def kd_keras(*args, cwd):
@@ -216,6 +219,14 @@ def run_main(capsys, *args):
             "teacher.h5 exists; pass --overwrite",
         ),
         (("report", "."), "is not a run folder"),
+        (
+            ("train-teacher", "--dataset", "tiny.npz", "--output", "t.pt"),
+            "path must end in one of",
+        ),
+        (
+            ("evaluate", "whole.keras", "--dataset", "tiny.npz"),
+            "holds a whole Distiller",
+        ),
     ],
 )
 def test_bad_input_one_line_and_non_zero(
@@ -224,6 +235,10 @@ def test_bad_input_one_line_and_non_zero(
     monkeypatch.chdir(workdir)
     np.savez(workdir / "partial.npz", x_train=np.zeros(3))
     (workdir / "corrupt.h5").write_bytes(b"not hdf5")
+    if not (workdir / "whole.keras").exists():
+        t = kd_keras_load(teacher)
+        student = keras.models.clone_model(t)
+        kd_keras_module.Distiller(t, student).save(workdir / "whole.keras")
     status, err = run_main(capsys, *args)
     assert status == 1
     assert len(err.strip().splitlines()) == 1
@@ -282,3 +297,22 @@ def test_demo_with_a_given_teacher(workdir, teacher, monkeypatch, capsys):
         capsys, "demo", "--dataset", "digits", "--teacher", teacher
     )
     assert status == 1 and "takes inputs of shape (6,)" in err
+
+
+def test_demo_refuses_to_replace_a_report(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    notes = workdir / "notes"
+    notes.mkdir(exist_ok=True)
+    (notes / "report.md").write_text("MY NOTES")
+    status, err = run_main(
+        capsys,
+        "demo",
+        "--dataset",
+        "tiny.npz",
+        "--models-dir",
+        "notes_models",
+        "--report-dir",
+        "notes",
+    )
+    assert status == 1 and "report.md" in err
+    assert (notes / "report.md").read_text() == "MY NOTES"

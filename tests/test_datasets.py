@@ -177,3 +177,14 @@ def test_pipeline_batches_shuffles_and_keeps_pairs():
     ys = np.concatenate([b[1].numpy() for b in batches])
     np.testing.assert_array_equal(xs, ys)
     assert sorted(ys) == list(range(10)) and list(ys) != list(range(10))
+
+
+def test_one_hot_labels_in_a_npz_become_indices(tmp_path):
+    labels = np.array([2, 0, 1])
+    path = tmp_path / "onehot.npz"
+    x = np.zeros((3, 4), "float32")
+    one_hot = np.eye(3)[labels]
+    np.savez(path, x_train=x, y_train=one_hot, x_test=x, y_test=one_hot)
+    (_, y_train), (_, y_test) = datasets.load(str(path))
+    np.testing.assert_array_equal(y_train, labels)
+    np.testing.assert_array_equal(y_test, labels)

@@ -525,3 +525,40 @@ def test_student_regularization_is_added_to_the_loss(teacher, data):
     total, _, _ = expected_loss(teacher, student, x, y, 0.2, 4.0)
     penalty = 0.1 * np.sum(student.layers[1].kernel.numpy() ** 2)
     np.testing.assert_allclose(logs["loss"], total + penalty, rtol=1e-4)
+
+
+def test_unbuilt_sequential_student(teacher, data):
+    x, y = data
+    student = keras.Sequential(
+        [keras.layers.Dense(8, activation="relu"), keras.layers.Dense(CLASSES)]
+    )
+    distiller = compiled(teacher, student)
+    history = distiller.fit(x, y, epochs=2, verbose=0)
+    assert student.built and np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_distillation_loss_must_be_a_loss_object(teacher, student):
+    with pytest.raises(TypeError, match=r"kd_keras.losses.KD\(temperature"):
+        kd_keras.Distiller(teacher, student, distillation_loss=losses.kd)
+
+
+def test_numpy_scalars_are_numbers(teacher, student):
+    distiller = kd_keras.Distiller(
+        teacher, student, alpha=np.float32(0.5), temperature=np.int64(2)
+    )
+    assert distiller.alpha == 0.5 and distiller.temperature == 2.0
+
+
+def test_keras_io_compile_on_single_output_models_is_refused(data):
+    def single(name):
+        inputs = keras.Input((FEATURES,))
+        return keras.Model(inputs, keras.layers.Dense(1)(inputs), name=name)
+
+    distiller = kd_keras.Distiller(
+        single("t"), single("s"), distillation_loss=losses.LogitMSE()
+    )
+    with pytest.raises(ValueError, match="single output"):
+        distiller.compile(
+            "adam", distillation_loss_fn=keras.losses.KLDivergence()
+        )

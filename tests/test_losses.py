@@ -192,3 +192,25 @@ def test_docstring_examples():
     assert round(value, 4) == 0.1308
     combined = kd_keras.distillation_loss([0], [[0.0, 0.0]], [[0.0, 0.0]])
     assert round(float(combined[0]), 4) == round(0.5 * math.log(2), 4)
+
+
+def test_article_formula_with_an_unknown_batch_size():
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None, 3]),
+            tf.TensorSpec([None, 3]),
+        ]
+    )
+    def loss(y, s, t):
+        return losses.distillation_loss(y, s, t)
+
+    t, s = logits(20, (4, 3)), logits(21, (4, 3))
+    y = np.array([0, 2, 1, 1])
+    np.testing.assert_allclose(
+        loss(y, s, t).numpy(),
+        values(losses.distillation_loss(y, s, t)),
+        rtol=1e-6,
+    )

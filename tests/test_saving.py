@@ -137,3 +137,18 @@ def test_lambda_layer_refused_in_safe_mode(tmp_path, suffix):
 def test_save_model_creates_parent_folders(tmp_path):
     path = saving.save_model(make_mlp(4, "m"), tmp_path / "a" / "b" / "m.h5")
     assert path.is_file()
+
+
+@pytest.mark.parametrize("name", ["student.H5", "student.KERAS"])
+def test_extensions_are_case_sensitive_like_keras(distiller, tmp_path, name):
+    with pytest.raises(ValueError, match="path must end in one of"):
+        distiller.save_student(tmp_path / name)
+
+
+def test_saved_files_get_the_usual_mode(distiller, tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = distiller.save_student(tmp_path / "student.h5")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,5 +1,7 @@
 """The combined hard + soft objective as one plain function."""
 
+import numbers
+
 from keras import ops
 
 from kd_keras.losses.logits import check_temperature, kd
@@ -7,7 +9,7 @@ from kd_keras.losses.logits import check_temperature, kd
 
 def check_weight(name, value):
     """Returns `value` as a float in [0, 1], or raises naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number. Received: {name}={value!r}")
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
@@ -24,7 +26,7 @@ def hard_crossentropy(y_true, y_pred):
             ops.cast(y_true, "float32"), y_pred, from_logits=True
         )
     return ops.sparse_categorical_crossentropy(
-        ops.reshape(ops.cast(y_true, "int32"), y_pred.shape[:-1]),
+        ops.reshape(ops.cast(y_true, "int32"), ops.shape(y_pred)[:-1]),
         y_pred,
         from_logits=True,
     )

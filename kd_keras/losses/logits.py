@@ -7,6 +7,8 @@ work as for any `keras.losses.Loss`. They are computed in float32 whatever
 the dtype of the inputs, so a mixed-precision student is distilled exactly.
 """
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -16,7 +18,7 @@ _PACKAGE = "kd_keras"
 def check_temperature(temperature):
     """Returns `temperature` as a float, or raises naming the argument."""
     if isinstance(temperature, bool) or not isinstance(
-        temperature, (int, float)
+        temperature, numbers.Real
     ):
         raise TypeError(
             "temperature must be a number. "
