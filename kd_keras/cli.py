@@ -229,30 +229,6 @@ def _parser():
     return parser
 
 
-def check_fits(model, role, x, y):
-    """Raises a `ValueError` if `model` does not fit the data `(x, y)`."""
-    from kd_keras import datasets
-    from kd_keras.distiller import Distiller
-
-    if isinstance(model, Distiller):
-        raise ValueError(
-            f"The {role} file holds a whole Distiller; pass the student "
-            "file instead (written by Distiller.save_student)."
-        )
-    expected = tuple(model.input_shape[1:])
-    if expected != tuple(x.shape[1:]):
-        raise ValueError(
-            f"The {role} takes inputs of shape {expected}, but the dataset's "
-            f"samples have shape {tuple(x.shape[1:])}."
-        )
-    classes = datasets.num_classes(y)
-    if model.output_shape[-1] != classes:
-        raise ValueError(
-            f"The {role} has {model.output_shape[-1]} outputs, but the "
-            f"dataset has {classes} classes."
-        )
-
-
 def _measure(model, path, x_test, y_test):
     from kd_keras import evaluation
 
@@ -274,14 +250,10 @@ def _print_measures(name, measures):
 
 
 def _demo(args):
-    from kd_keras import datasets, demo, report
+    from kd_keras import demo, report
     from kd_keras.saving import load_student
 
-    teacher = None
-    if args.teacher:
-        teacher = load_student(args.teacher)
-        x_train, y_train = datasets.load(args.dataset)[0]
-        check_fits(teacher, "teacher", x_train, y_train)
+    teacher = load_student(args.teacher) if args.teacher else None
     record = demo.run(
         args.dataset,
         teacher=teacher,
@@ -307,17 +279,23 @@ def _demo(args):
 
 
 def _save_with_card(model, args, data, method, hyperparameters):
-    from kd_keras import cards, evaluation
+    from kd_keras import cards
     from kd_keras.saving import save_model
 
     x_test, y_test = data[1]
     path = save_model(model, args.output, overwrite=args.overwrite)
-    accuracy = evaluation.accuracy(model, x_test, y_test)
+    measures = _measure(model, path, x_test, y_test)
     card = cards.make_card(
-        model, path, args.dataset, accuracy, method, hyperparameters, args.seed
+        model,
+        path,
+        args.dataset,
+        measures["test_accuracy"],
+        method,
+        hyperparameters,
+        args.seed,
     )
     cards.write_json(cards.card_path(path), card, overwrite=args.overwrite)
-    _print_measures(str(path), _measure(model, path, x_test, y_test))
+    _print_measures(str(path), measures)
 
 
 def _check_outputs_free(args):
@@ -338,9 +316,10 @@ def _train_teacher(args):
     _check_outputs_free(args)
     data = datasets.load(args.dataset)
     architecture = args.architecture or demo.default_architecture(data[0][0])
-    defaults = demo.DEFAULTS[architecture]
-    epochs = args.epochs or defaults["teacher_epochs"]
-    batch_size = args.batch_size or defaults["batch_size"]
+    settings = demo.settings_for(
+        architecture, teacher_epochs=args.epochs, batch_size=args.batch_size
+    )
+    epochs, batch_size = settings["teacher_epochs"], settings["batch_size"]
     teacher = demo.train_teacher(
         data, architecture, epochs, batch_size, args.seed, verbose=1
     )
@@ -375,19 +354,25 @@ def _distill(args):
     data = datasets.load(args.dataset)
     (x_train, y_train), _ = data
     teacher = load_student(args.teacher)
-    check_fits(teacher, "teacher", x_train, y_train)
+    datasets.check_fits(teacher, "teacher", x_train, y_train)
     if args.student in ("mlp", "cnn"):
         student = demo.new_student(data, args.student, args.seed)
     else:
         student = load_student(args.student)
-    check_fits(student, "student", x_train, y_train)
-    defaults = demo.DEFAULTS[demo.default_architecture(x_train)]
+    datasets.check_fits(student, "student", x_train, y_train)
+    defaults = demo.settings_for(
+        demo.default_architecture(x_train),
+        temperature=args.temperature,
+        alpha=args.alpha,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+    )
     settings = {
         "method": args.method,
-        "temperature": args.temperature or defaults["temperature"],
-        "alpha": defaults["alpha"] if args.alpha is None else args.alpha,
-        "epochs": args.epochs or defaults["epochs"],
-        "batch_size": args.batch_size or defaults["batch_size"],
+        **{
+            key: defaults[key]
+            for key in ("temperature", "alpha", "epochs", "batch_size")
+        },
         "teacher": str(args.teacher),
     }
     demo.distill(
@@ -412,12 +397,12 @@ def _evaluate(args):
 
     model = load_student(args.model)
     (_, _), (x_test, y_test) = datasets.load(args.dataset)
-    check_fits(model, "model", x_test, y_test)
+    datasets.check_fits(model, "model", x_test, y_test)
     measures = _measure(model, args.model, x_test, y_test)
     _print_measures(str(args.model), measures)
     if args.teacher:
         teacher = load_student(args.teacher)
-        check_fits(teacher, "teacher", x_test, y_test)
+        datasets.check_fits(teacher, "teacher", x_test, y_test)
         agreement = evaluation.agreement(teacher, model, x_test)
         print(f"agreement with {args.teacher}: {agreement:.4f}")
 
@@ -439,7 +424,7 @@ def _export(args):
         )
     model = load_student(args.model)
     (x_train, _), (x_test, y_test) = datasets.load(args.dataset)
-    check_fits(model, "model", x_test, y_test)
+    datasets.check_fits(model, "model", x_test, y_test)
     flatbuffer = export.to_tflite(model, args.quantize, x_train)
     path = export.write_bytes(args.output, flatbuffer, args.overwrite)
     keras_accuracy = evaluation.accuracy(model, x_test, y_test)

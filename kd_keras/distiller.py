@@ -182,6 +182,8 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
+        self._teacher_activation = _output_activation(teacher)
+        self._student_activation = _output_activation(student)
         self.alpha = check_weight("alpha", alpha)
         temperature = check_temperature(temperature)
         if distillation_loss is None:
@@ -190,8 +192,6 @@ class Distiller(keras.Model):
             distillation_loss, temperature, output_shape
         )
         self.student_loss_fn = None
-        self._teacher_activation = _output_activation(teacher)
-        self._student_activation = _output_activation(student)
         self._is_classifier = output_shape is None or output_shape[-1] > 1
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
@@ -225,8 +225,8 @@ class Distiller(keras.Model):
                 "regression use kd_keras.losses.LogitMSE()."
             )
         if softmax_based and "sigmoid" in (
-            _output_activation(self.teacher),
-            _output_activation(self.student),
+            self._teacher_activation,
+            self._student_activation,
         ):
             raise ValueError(
                 f"{type(loss).__name__} compares softmax distributions, but "
