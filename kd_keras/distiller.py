@@ -9,8 +9,7 @@ from keras import ops
 
 from kd_keras import losses as kd_losses
 from kd_keras import saving
-from kd_keras.losses.combined import check_weight
-from kd_keras.losses.logits import check_temperature
+from kd_keras.hyperparameters import check_temperature, check_weight
 from kd_keras.metrics import TeacherAgreement
 
 _DEFAULT_TEMPERATURE = 4.0

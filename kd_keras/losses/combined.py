@@ -1,19 +1,9 @@
 """The combined hard + soft objective as one plain function."""
 
-import numbers
-
 from keras import ops
 
-from kd_keras.losses.logits import check_temperature, kd
-
-
-def check_weight(name, value):
-    """Returns `value` as a float in [0, 1], or raises naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number. Received: {name}={value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
-    return float(value)
+from kd_keras.hyperparameters import check_temperature, check_weight
+from kd_keras.losses.logits import kd
 
 
 def hard_crossentropy(y_true, y_pred):

@@ -7,28 +7,12 @@ work as for any `keras.losses.Loss`. They are computed in float32 whatever
 the dtype of the inputs, so a mixed-precision student is distilled exactly.
 """
 
-import numbers
-
 import keras
 from keras import ops
 
+from kd_keras.hyperparameters import Hyperparameter, check_positive
+
 _PACKAGE = "kd_keras"
-
-
-def check_temperature(temperature):
-    """Returns `temperature` as a float, or raises naming the argument."""
-    if isinstance(temperature, bool) or not isinstance(
-        temperature, numbers.Real
-    ):
-        raise TypeError(
-            "temperature must be a number. "
-            f"Received: temperature={temperature!r}"
-        )
-    if not temperature > 0:
-        raise ValueError(
-            f"temperature must be > 0. Received: temperature={temperature}"
-        )
-    return float(temperature)
 
 
 def _as_float32(teacher_logits, student_logits):
@@ -99,16 +83,50 @@ def logit_mse(teacher_logits, student_logits):
 class DistillationLoss(keras.losses.Loss):
     """Base class of the losses called as `loss(teacher, student)`.
 
-    Subclasses set `softmax_based = True` when they read the outputs as
-    logits of a softmax, which the `Distiller` uses to refuse teachers whose
-    outputs are not such logits (a sigmoid output, for example).
+    Class attributes tell the `Distiller` what a loss needs:
+
+    - `softmax_based`: the outputs are read as logits of a softmax, so a
+      teacher ending in a sigmoid is refused.
+    - `requires_labels`: the loss also needs the ground-truth labels, passed
+      as `loss(teacher, student, labels=y)`; the `Distiller` passes them.
+    - `teacher_layer` / `student_layer`: names of the layers whose outputs
+      the loss compares; `None` means the models' outputs (logits).
+
+    `make_adapter(teacher_shape, student_shape)` may return a layer mapping
+    the student's features to the teacher's shape; the `Distiller` trains it
+    with the student and never saves it into the student.
+    `on_epoch_begin(epoch)` is called by `Distiller.fit` before each epoch.
     """
 
     softmax_based = False
+    requires_labels = False
+    teacher_layer = None
+    student_layer = None
+
+    def __call__(self, y_true, y_pred, sample_weight=None, labels=None):
+        if self.requires_labels:
+            if labels is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs the ground-truth labels: "
+                    "call it as loss(teacher, student, labels=y), or pass "
+                    "labels to Distiller.fit."
+                )
+            y_true = (y_true, labels)
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+    def make_adapter(self, teacher_shape, student_shape):
+        """The layer mapping student features to the teacher's, or `None`."""
+        return None
+
+    def on_epoch_begin(self, epoch):
+        """Called by `Distiller.fit` before epoch `epoch` (from 0)."""
 
 
 class TemperatureLoss(DistillationLoss):
     """Base class of the softmax losses computed by `fn(t, s, temperature)`.
+
+    `temperature` is a `Hyperparameter`: a schedule may change it during
+    training without retracing the compiled step.
 
     Args:
         fn: The per-sample function, e.g. `kd`.
@@ -119,14 +137,15 @@ class TemperatureLoss(DistillationLoss):
     """
 
     softmax_based = True
+    temperature = Hyperparameter(check_positive)
 
     def __init__(self, fn, temperature, reduction, name, dtype):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.fn = fn
-        self.temperature = check_temperature(temperature)
+        self.temperature = temperature
 
     def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred, temperature=self.temperature)
+        return self.fn(y_true, y_pred, temperature=self._temperature)
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature}
@@ -270,6 +289,7 @@ class SoftenedLoss(DistillationLoss):
     """
 
     softmax_based = True
+    temperature = Hyperparameter(check_positive)
 
     def __init__(
         self,
@@ -286,7 +306,7 @@ class SoftenedLoss(DistillationLoss):
                 f"Received: loss_fn={loss_fn!r}"
             )
         self.loss_fn = loss_fn
-        self.temperature = check_temperature(temperature)
+        self.temperature = temperature
 
     def call(self, y_true, y_pred):
         t, s = _as_float32(y_true, y_pred)
@@ -296,10 +316,10 @@ class SoftenedLoss(DistillationLoss):
             else self.loss_fn
         )
         values = per_sample(
-            ops.softmax(t / self.temperature, axis=-1),
-            ops.softmax(s / self.temperature, axis=-1),
+            ops.softmax(t / self._temperature, axis=-1),
+            ops.softmax(s / self._temperature, axis=-1),
         )
-        return self.temperature**2 * values
+        return self._temperature**2 * values
 
     def get_config(self):
         return {
