@@ -9,7 +9,11 @@ from keras import ops
 
 from kd_keras import losses as kd_losses
 from kd_keras import saving
-from kd_keras.hyperparameters import check_temperature, check_weight
+from kd_keras.hyperparameters import (
+    Hyperparameter,
+    check_temperature,
+    check_weight,
+)
 from kd_keras.metrics import TeacherAgreement
 
 _DEFAULT_TEMPERATURE = 4.0
@@ -167,6 +171,11 @@ class Distiller(keras.Model):
           https://keras.io/examples/vision/knowledge_distillation/)
     """
 
+    alpha = Hyperparameter(check_weight)
+    # Subclasses whose `prepare_batch` is random set this, so the teacher's
+    # outputs are never cached.
+    random_inputs = False
+
     def __init__(
         self,
         teacher,
@@ -183,7 +192,7 @@ class Distiller(keras.Model):
         self.teacher.trainable = False
         self._teacher_activation = _output_activation(teacher)
         self._student_activation = _output_activation(student)
-        self.alpha = check_weight("alpha", alpha)
+        self.alpha = alpha
         temperature = check_temperature(temperature)
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(temperature=temperature)
@@ -299,7 +308,7 @@ class Distiller(keras.Model):
             None if student_loss is None else keras.losses.get(student_loss)
         )
         if alpha is not None:
-            self.alpha = check_weight("alpha", alpha)
+            self.alpha = alpha
         if distillation_loss_fn is not None:
             if not isinstance(distillation_loss_fn, kd_losses.DistillationLoss):
                 distillation_loss_fn = kd_losses.SoftenedLoss(
@@ -366,7 +375,7 @@ class Distiller(keras.Model):
             total = distillation
         else:
             student = self._student_loss(y, student_outputs, sample_weight)
-            total = self.alpha * student + (1.0 - self.alpha) * distillation
+            total = self._alpha * student + (1.0 - self._alpha) * distillation
         if self.student.losses:
             regularization = ops.cast(ops.sum(self.student.losses), "float32")
             total = total + regularization / _replica_count()
@@ -407,8 +416,17 @@ class Distiller(keras.Model):
             if metric is not self._compile_metrics
         }
 
+    def prepare_batch(self, x, y):
+        """Returns the `(x, y)` a training step uses; `(x, y)` by default.
+
+        Subclasses override it to augment a batch that teacher and student
+        then both see (function matching, for example).
+        """
+        return x, y
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y = self.prepare_batch(x, y)
         teacher_outputs = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
             student_outputs = self.student(x, training=True)

@@ -10,7 +10,6 @@ an `assign` and the compiled, even XLA-compiled, step reads the new value.
 import numbers
 
 import keras
-from keras import ops
 
 
 def check_number(name, value):
@@ -52,8 +51,9 @@ def check_temperature(temperature):
 class Hyperparameter:
     """A float attribute stored in a non-trainable `keras.Variable`.
 
-    Reading `obj.name` gives a Python float; assigning checks the value and
-    assigns it to the variable `obj._name`, which graph code reads.
+    Assigning checks the value and assigns it to the variable `obj._name`,
+    which graph code reads; reading `obj.name` gives the Python float last
+    assigned (not its float32 rounding).
 
     Args:
         check: `check(name, value)` returning the float to store, e.g.
@@ -66,14 +66,16 @@ class Hyperparameter:
     def __set_name__(self, owner, name):
         self.name = name
         self.attribute = f"_{name}"
+        self.value_attribute = f"_{name}_value"
 
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        return float(ops.convert_to_numpy(getattr(obj, self.attribute)))
+        return obj.__dict__.get(self.value_attribute)
 
     def __set__(self, obj, value):
         value = self.check(self.name, value)
+        obj.__dict__[self.value_attribute] = value
         variable = obj.__dict__.get(self.attribute)
         if variable is None:
             setattr(
