@@ -15,34 +15,9 @@ from kd_keras.hyperparameters import (
     check_weight,
 )
 from kd_keras.metrics import TeacherAgreement
+from kd_keras.outputs import output_activation, to_logits
 
 _DEFAULT_TEMPERATURE = 4.0
-# log(p) of a probability output is a valid logit; the clip keeps a
-# saturated softmax finite.
-_MIN_PROBABILITY = 1e-7
-
-
-def _output_layer(model):
-    outputs = getattr(model, "outputs", None)
-    if outputs and len(outputs) == 1:
-        return outputs[0]._keras_history.operation
-    return model.layers[-1] if model.layers else None
-
-
-def _output_activation(model):
-    """`"softmax"`, `"sigmoid"` or `None`: the activation of `model`'s output.
-
-    Recognises a `Softmax` layer and any layer whose `activation` is softmax
-    or sigmoid (`Dense(..., activation="softmax")`, `Activation`), directly
-    or at the end of a nested model.
-    """
-    layer = _output_layer(model)
-    if isinstance(layer, keras.Model):
-        return _output_activation(layer)
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    name = getattr(getattr(layer, "activation", None), "__name__", None)
-    return name if name in ("softmax", "sigmoid") else None
 
 
 def _output_shape(model):
@@ -92,13 +67,6 @@ def _check_models(teacher, student):
             f"student output {student_shape}."
         )
     return student_shape
-
-
-def _to_logits(outputs, activation):
-    outputs = ops.cast(outputs, "float32")
-    if activation == "softmax":
-        return ops.log(ops.clip(outputs, _MIN_PROBABILITY, 1.0))
-    return outputs
 
 
 class _PerSampleLoss(keras.losses.Loss):
@@ -190,8 +158,8 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
-        self._teacher_activation = _output_activation(teacher)
-        self._student_activation = _output_activation(student)
+        self._teacher_activation = output_activation(teacher)
+        self._student_activation = output_activation(student)
         self.alpha = alpha
         temperature = check_temperature(temperature)
         if distillation_loss is None:
@@ -366,8 +334,8 @@ class Distiller(keras.Model):
         replicas, are those of the loss averaged over the global batch.
         """
         distillation = self.distillation_loss(
-            _to_logits(teacher_outputs, self._teacher_activation),
-            _to_logits(student_outputs, self._student_activation),
+            to_logits(teacher_outputs, self._teacher_activation),
+            to_logits(student_outputs, self._student_activation),
             sample_weight=sample_weight,
         )
         if y is None:
