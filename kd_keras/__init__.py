@@ -1,6 +1,7 @@
 """kd_keras: knowledge distillation for Keras 3 and TensorFlow."""
 
 from kd_keras import datasets, export, losses, metrics, models
+from kd_keras.cache import TeacherCache
 from kd_keras.distiller import Distiller
 from kd_keras.losses import distillation_loss
 from kd_keras.saving import load_student
@@ -9,6 +10,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Distiller",
+    "TeacherCache",
     "datasets",
     "export",
     "distillation_loss",

@@ -7,10 +7,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kd_keras import cache as teacher_cache
 from kd_keras import losses as kd_losses
 from kd_keras import saving
+from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
     Hyperparameter,
+    check_non_negative,
     check_temperature,
     check_weight,
 )
@@ -84,6 +87,57 @@ def _replica_count():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def _as_list(distillation_loss, weights):
+    """`(losses, weights)` as lists of the same length."""
+    many = isinstance(distillation_loss, (list, tuple))
+    losses = list(distillation_loss) if many else [distillation_loss]
+    if not losses:
+        raise ValueError("distillation_loss must not be an empty list.")
+    if weights is None:
+        return losses, [1.0] * len(losses)
+    weights = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    if len(weights) != len(losses):
+        raise ValueError(
+            "distillation_loss_weights must have one weight per loss. "
+            f"Received: {len(weights)} weights for {len(losses)} losses."
+        )
+    return losses, [
+        check_non_negative("distillation_loss_weights", w) for w in weights
+    ]
+
+
+def _unique(names):
+    return list(dict.fromkeys(name for name in names if name is not None))
+
+
+def _overrides(obj, base, method):
+    return getattr(type(obj), method) is not getattr(base, method)
+
+
+class _Views:
+    """The teacher and student models that also return named layers.
+
+    A plain holder, so Keras does not track the views: their layers are the
+    teacher's and student's, tracked (and saved) once through them.
+    """
+
+    def __init__(self, teacher, student):
+        self.teacher = teacher
+        self.student = student
+
+
+class _EpochHooks(keras.callbacks.Callback):
+    """Calls each distillation loss's `on_epoch_begin` (DKD's warm-up)."""
+
+    def __init__(self, losses):
+        super().__init__()
+        self.losses = losses
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for loss in self.losses:
+            loss.on_epoch_begin(epoch)
+
+
 @keras.saving.register_keras_serializable(package="kd_keras")
 class Distiller(keras.Model):
     """Trains a student model to reproduce a frozen teacher.
@@ -93,19 +147,28 @@ class Distiller(keras.Model):
 
     ```python
     loss = alpha * student_loss + (1 - alpha) * distillation_loss
+    distillation_loss = sum(w_i * loss_i(teacher, student))
     ```
 
     plus the student's regularization losses. `student_loss` compares the
-    student with the labels; `distillation_loss` compares it with the
-    teacher, `loss(teacher_logits, student_logits)`. Without labels (`y` is
+    student with the labels; each distillation loss compares it with the
+    teacher: their outputs (as logits), or the outputs of the layers it
+    names (feature losses such as `kd_keras.losses.FitNet`, whose adapter
+    is trained with the student and never saved into it). Losses that need
+    the labels (`kd_keras.losses.DKD`) get them. Without labels (`y` is
     `None`) the loss is the distillation loss alone.
 
+    The teacher's outputs are computed once and reused every epoch when
+    the inputs are in memory (numpy arrays or tensors), see `cache`.
+
     Teachers and students whose output layer is a softmax are read as
-    log-probabilities, which are valid logits, so the soft targets are
-    right whichever the model returns. Losses are computed in float32.
+    log-probabilities, a sigmoid output as its logits. Losses are computed
+    in float32. `alpha` and the losses' temperatures live in variables, so
+    changing them (`kd_keras.callbacks`) never retraces the step.
 
     `fit`, `evaluate` and their logs report `loss`, `student_loss`,
-    `distillation_loss`, the compiled metrics of the student and
+    `distillation_loss` (and each weighted term, by the loss's name, when
+    there are several), the compiled metrics of the student and
     `teacher_agreement` (share of samples where the student's top-1 class
     is the teacher's). Calling the distiller returns the student's output.
 
@@ -114,14 +177,27 @@ class Distiller(keras.Model):
             (`teacher.trainable = False`) and its weights never change.
         student: The `keras.Model` to train, with the teacher's output
             shape.
-        distillation_loss: A `keras.losses.Loss` called as
-            `loss(teacher, student)`, e.g. `kd_keras.losses.KD(2.0)`.
-            Defaults to `None`, Hinton KD: `kd_keras.losses.KD(temperature)`.
+        distillation_loss: A `kd_keras.losses` loss called as
+            `loss(teacher, student)`, e.g. `kd_keras.losses.KD(2.0)`, or a
+            list of them to combine. Defaults to `None`, Hinton KD:
+            `kd_keras.losses.KD(temperature)`.
         alpha: Weight of the hard-label loss, in [0, 1]. `lambda_param` of
             `kd_keras.distillation_loss` is `1 - alpha`. Defaults to `0.1`.
         temperature: Softening temperature of the default loss `T > 0`. A
             loss passed as `distillation_loss` keeps its own temperature.
             Defaults to `4.0`.
+        distillation_loss_weights: Weights `w_i >= 0` of the distillation
+            losses, one per loss. Defaults to `None`, all `1.0`.
+        cache: When to compute the teacher's outputs once per `fit` instead
+            of at every step. `"auto"`: for inputs in memory (numpy arrays,
+            tensors), never for datasets or generators. `True`: also for a
+            finite `tf.data.Dataset` whose inputs are the same on every
+            pass (samples are keyed by their bytes, so shuffling is fine);
+            a random pipeline raises a `ValueError`. A
+            `kd_keras.TeacherCache` is `True` with its storage (float16,
+            top-k logits). `False`: run the teacher at every step.
+            Subclasses that override `prepare_batch` never cache. Defaults
+            to `"auto"`.
         **kwargs: Passed to `keras.Model` (`name`, `dtype`, ...).
 
     Example:
@@ -140,9 +216,6 @@ class Distiller(keras.Model):
     """
 
     alpha = Hyperparameter(check_weight)
-    # Subclasses whose `prepare_batch` is random set this, so the teacher's
-    # outputs are never cached.
-    random_inputs = False
 
     def __init__(
         self,
@@ -151,6 +224,8 @@ class Distiller(keras.Model):
         distillation_loss=None,
         alpha=0.1,
         temperature=_DEFAULT_TEMPERATURE,
+        distillation_loss_weights=None,
+        cache="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -161,31 +236,39 @@ class Distiller(keras.Model):
         self._teacher_activation = output_activation(teacher)
         self._student_activation = output_activation(student)
         self.alpha = alpha
+        self.cache = teacher_cache.check_cache(cache)
         temperature = check_temperature(temperature)
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(temperature=temperature)
-        self.distillation_loss = self._checked_distillation_loss(
-            distillation_loss, temperature, output_shape
-        )
+        losses, weights = _as_list(distillation_loss, distillation_loss_weights)
+        for loss in losses:
+            self._check_distillation_loss(loss, temperature, output_shape)
+        self.distillation_loss = distillation_loss
+        self.distillation_loss_weights = weights
+        self._distillation_losses = losses
+        self._build_views()
         self.student_loss_fn = None
         self._is_classifier = output_shape is None or output_shape[-1] > 1
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
         )
+        self._term_trackers = self._make_term_trackers()
         if self._is_classifier:
             self.teacher_agreement = TeacherAgreement()
+        self.teacher_cache_nbytes = None
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
 
-    def _checked_distillation_loss(self, loss, temperature, output_shape):
-        if not isinstance(loss, keras.losses.Loss):
+    def _check_distillation_loss(self, loss, temperature, output_shape):
+        if not isinstance(loss, kd_losses.DistillationLoss):
             raise TypeError(
-                "distillation_loss must be a keras.losses.Loss called as "
+                "distillation_loss must be a kd_keras.losses loss called as "
                 "loss(teacher_outputs, student_outputs), such as "
-                "kd_keras.losses.KD(temperature=2.0). "
-                f"Received: distillation_loss={loss!r}"
+                "kd_keras.losses.KD(temperature=2.0), or a list of them; "
+                "Distiller.compile(distillation_loss_fn=...) wraps any "
+                f"Keras loss. Received: distillation_loss={loss!r}"
             )
         own = getattr(loss, "temperature", None)
         if own is not None and temperature not in (own, _DEFAULT_TEMPERATURE):
@@ -193,39 +276,87 @@ class Distiller(keras.Model):
                 f"temperature={temperature} conflicts with the temperature "
                 f"of distillation_loss ({own}). Set it on one of them."
             )
-        softmax_based = getattr(loss, "softmax_based", False)
-        if softmax_based and output_shape is not None and output_shape[-1] < 2:
+        if not loss.softmax_based:
+            return
+        if output_shape is not None and output_shape[-1] < 2:
             raise ValueError(
                 f"{type(loss).__name__} compares softmax distributions, but "
                 f"the models have a single output {output_shape}. For "
                 "regression use kd_keras.losses.LogitMSE()."
             )
-        if softmax_based and "sigmoid" in (
-            self._teacher_activation,
-            self._student_activation,
-        ):
+        if "sigmoid" in (self._teacher_activation, self._student_activation):
             raise ValueError(
                 f"{type(loss).__name__} compares softmax distributions, but "
                 "the teacher or student ends in a sigmoid (independent "
                 "probabilities). Remove the sigmoid so the model returns "
                 "logits, or use kd_keras.losses.LogitMSE()."
             )
-        return loss
+
+    def _build_views(self):
+        """Models returning named layers' outputs, and feature adapters."""
+        losses = self._distillation_losses
+        self._teacher_layers = _unique(loss.teacher_layer for loss in losses)
+        self._student_layers = _unique(loss.student_layer for loss in losses)
+        self._views = _Views(
+            self._teacher_layers
+            and feature_model(self.teacher, self._teacher_layers, "teacher"),
+            self._student_layers
+            and feature_model(self.student, self._student_layers, "student"),
+        )
+        adapters = []
+        for loss in losses:
+            adapter = None
+            if loss.teacher_layer or loss.student_layer:
+                student_shape = feature_shape(self.student, loss.student_layer)
+                adapter = loss.make_adapter(
+                    feature_shape(self.teacher, loss.teacher_layer),
+                    student_shape,
+                )
+            if adapter is not None:
+                adapter.build((None, *student_shape))
+            adapters.append(adapter)
+        self.adapters = adapters
+
+    def _make_term_trackers(self):
+        if len(self._distillation_losses) < 2:
+            return []
+        names = [loss.name for loss in self._distillation_losses]
+        return [
+            keras.metrics.Mean(
+                name=name if names.count(name) == 1 else f"{name}_{i}"
+            )
+            for i, name in enumerate(names)
+        ]
 
     @property
     def temperature(self):
-        """Temperature of the distillation loss (`None` if it has none)."""
-        return getattr(self.distillation_loss, "temperature", None)
+        """Temperature of the distillation losses (`None` if none has one).
+
+        Setting it sets every distillation loss that has a temperature.
+        """
+        for loss in self._distillation_losses:
+            if hasattr(loss, "temperature"):
+                return loss.temperature
+        return None
 
     @temperature.setter
     def temperature(self, value):
-        if not hasattr(self.distillation_loss, "temperature"):
+        tempered = [
+            loss
+            for loss in self._distillation_losses
+            if hasattr(loss, "temperature")
+        ]
+        if not tempered:
             raise ValueError(
-                f"{type(self.distillation_loss).__name__} has no temperature."
+                "None of the distillation losses has a temperature: "
+                f"{[type(loss).__name__ for loss in self._distillation_losses]}"
             )
-        self.distillation_loss.temperature = check_temperature(value)
+        value = check_temperature(value)
+        for loss in tempered:
+            loss.temperature = value
 
     def call(self, inputs, training=None):
+        inputs, _ = teacher_cache.unpack(inputs)
         return self.student(inputs, training=training)
 
     def compile(
@@ -257,8 +388,8 @@ class Distiller(keras.Model):
             distillation_loss_fn: keras.io style: a Keras loss applied to
                 `softmax(teacher / T)` and `softmax(student / T)` and scaled
                 by `T**2` (see `kd_keras.losses.SoftenedLoss`). A
-                `kd_keras.losses` loss is used as it is. Defaults to `None`,
-                keeping the distiller's loss.
+                `kd_keras.losses` loss is used as it is. It replaces the
+                distillation losses. Defaults to `None`, keeping them.
             alpha: New weight of the hard-label loss. Defaults to `None`,
                 keeping the current one.
             temperature: New temperature. Defaults to `None`, keeping the
@@ -278,19 +409,25 @@ class Distiller(keras.Model):
         if alpha is not None:
             self.alpha = alpha
         if distillation_loss_fn is not None:
-            if not isinstance(distillation_loss_fn, kd_losses.DistillationLoss):
-                distillation_loss_fn = kd_losses.SoftenedLoss(
-                    keras.losses.get(distillation_loss_fn),
-                    temperature=temperature or self.temperature or 1.0,
-                )
-            self.distillation_loss = self._checked_distillation_loss(
-                distillation_loss_fn,
-                _DEFAULT_TEMPERATURE,
-                _output_shape(self.student),
-            )
+            self._replace_distillation_loss(distillation_loss_fn, temperature)
         if temperature is not None:
             self.temperature = temperature
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def _replace_distillation_loss(self, loss, temperature):
+        if not isinstance(loss, kd_losses.DistillationLoss):
+            loss = kd_losses.SoftenedLoss(
+                keras.losses.get(loss),
+                temperature=temperature or self.temperature or 1.0,
+            )
+        self._check_distillation_loss(
+            loss, _DEFAULT_TEMPERATURE, _output_shape(self.student)
+        )
+        self.distillation_loss = loss
+        self.distillation_loss_weights = [1.0]
+        self._distillation_losses = [loss]
+        self._build_views()
+        self._term_trackers = []
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -325,46 +462,99 @@ class Distiller(keras.Model):
             loss_fn = _PerSampleLoss(loss_fn)
         return ops.cast(loss_fn(y, outputs, sample_weight), "float32")
 
-    def _loss_terms(self, y, student_outputs, teacher_outputs, sample_weight):
-        """`(total, student_loss, distillation_loss)` of one batch.
+    def teacher_outputs(self, x):
+        """`[logits, *features]` of the teacher on `x`, as the losses read.
+
+        The logits are float32 (log-probabilities for a softmax teacher);
+        the features are the outputs of the layers the losses name.
+        """
+        if self._views.teacher:
+            output, *features = self._views.teacher(x, training=False)
+        else:
+            output, features = self.teacher(x, training=False), []
+        return [to_logits(output, self._teacher_activation), *features]
+
+    def _student_outputs(self, x, training):
+        """`(output, features)` of the student on `x`."""
+        if self._views.student:
+            output, *features = self._views.student(x, training=training)
+            return output, features
+        return self.student(x, training=training), []
+
+    def _distillation_terms(self, y, student, teacher, sample_weight, training):
+        """Each distillation loss's weighted value."""
+        output, features = student
+        student_views = dict(
+            zip(
+                [None, *self._student_layers],
+                [to_logits(output, self._student_activation), *features],
+                strict=True,
+            )
+        )
+        teacher_views = dict(
+            zip([None, *self._teacher_layers], teacher, strict=True)
+        )
+        terms = []
+        for loss, weight, adapter in zip(
+            self._distillation_losses,
+            self.distillation_loss_weights,
+            self.adapters,
+            strict=True,
+        ):
+            s = student_views[loss.student_layer]
+            if adapter is not None:
+                s = adapter(s, training=training)
+            labels = {"labels": y} if loss.requires_labels else {}
+            value = loss(
+                teacher_views[loss.teacher_layer],
+                s,
+                sample_weight=sample_weight,
+                **labels,
+            )
+            terms.append(weight * ops.cast(value, "float32"))
+        return terms
+
+    def _loss_terms(self, y, student, teacher, sample_weight, training):
+        """`(total, student_loss, distillation_loss, terms)` of one batch.
 
         As in Keras, under a `tf.distribute` strategy each replica's terms
         are divided by the number of replicas (Keras losses do it for
         `"sum_over_batch_size"`), so that the gradients, summed over the
         replicas, are those of the loss averaged over the global batch.
         """
-        distillation = self.distillation_loss(
-            to_logits(teacher_outputs, self._teacher_activation),
-            to_logits(student_outputs, self._student_activation),
-            sample_weight=sample_weight,
+        terms = self._distillation_terms(
+            y, student, teacher, sample_weight, training
         )
+        distillation = ops.sum(ops.stack(terms)) if len(terms) > 1 else terms[0]
         if y is None:
-            student = ops.zeros((), "float32")
+            hard = ops.zeros((), "float32")
             total = distillation
         else:
-            student = self._student_loss(y, student_outputs, sample_weight)
-            total = self._alpha * student + (1.0 - self._alpha) * distillation
+            hard = self._student_loss(y, student[0], sample_weight)
+            total = self._alpha * hard + (1.0 - self._alpha) * distillation
         if self.student.losses:
             regularization = ops.cast(ops.sum(self.student.losses), "float32")
             total = total + regularization / _replica_count()
-        return total, student, distillation
+        return total, hard, distillation, terms
 
     def _report(
-        self, x, y, student_outputs, teacher_outputs, sample_weight, losses
+        self, x, y, student_outputs, teacher_logits, sample_weight, losses
     ):
         batch_size = ops.shape(keras.tree.flatten(x)[0])[0]
+        total, hard, distillation, terms = losses
         trackers = (
-            self._loss_tracker,
-            self.student_loss_tracker,
-            self.distillation_loss_tracker,
+            (self._loss_tracker, total),
+            (self.student_loss_tracker, hard),
+            (self.distillation_loss_tracker, distillation),
+            *zip(self._term_trackers, terms, strict=False),
         )
-        for tracker, value in zip(trackers, losses, strict=True):
+        for tracker, value in trackers:
             tracker.update_state(
                 value * _replica_count(), sample_weight=batch_size
             )
         if self._is_classifier:
             self.teacher_agreement.update_state(
-                teacher_outputs, student_outputs, sample_weight=sample_weight
+                teacher_logits, student_outputs, sample_weight=sample_weight
             )
         if y is None:
             return self.get_metrics_result()
@@ -387,39 +577,50 @@ class Distiller(keras.Model):
     def prepare_batch(self, x, y):
         """Returns the `(x, y)` a training step uses; `(x, y)` by default.
 
-        Subclasses override it to augment a batch that teacher and student
-        then both see (function matching, for example).
+        Subclasses override it to change a batch that teacher and student
+        then both see (function matching's augmentation, for example). The
+        teacher's outputs are then never cached.
         """
         return x, y
 
+    def _teacher_for(self, x, stored):
+        """The teacher's outputs: decoded from the cache, or computed."""
+        if stored is None:
+            return self.teacher_outputs(x)
+        return teacher_cache.decode(stored, _output_shape(self.teacher)[-1])
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, y = self.prepare_batch(x, y)
-        teacher_outputs = self.teacher(x, training=False)
+        x, stored = teacher_cache.unpack(x)
+        if stored is None:
+            x, y = self.prepare_batch(x, y)
+        teacher = self._teacher_for(x, stored)
         with tf.GradientTape() as tape:
-            student_outputs = self.student(x, training=True)
+            student = self._student_outputs(x, training=True)
             losses = self._loss_terms(
-                y, student_outputs, teacher_outputs, sample_weight
+                y, student, teacher, sample_weight, training=True
             )
             scaled = self.optimizer.scale_loss(losses[0])
         # Read after the call: an unbuilt student creates its weights there.
-        variables = self.student.trainable_variables
+        variables = self.student.trainable_variables + [
+            v
+            for a in self.adapters
+            if a is not None
+            for v in a.trainable_variables
+        ]
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._report(
-            x, y, student_outputs, teacher_outputs, sample_weight, losses
-        )
+        return self._report(x, y, student[0], teacher[0], sample_weight, losses)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_outputs = self.teacher(x, training=False)
-        student_outputs = self.student(x, training=False)
+        x, stored = teacher_cache.unpack(x)
+        teacher = self._teacher_for(x, stored)
+        student = self._student_outputs(x, training=False)
         losses = self._loss_terms(
-            y, student_outputs, teacher_outputs, sample_weight
+            y, student, teacher, sample_weight, training=False
         )
-        return self._report(
-            x, y, student_outputs, teacher_outputs, sample_weight, losses
-        )
+        return self._report(x, y, student[0], teacher[0], sample_weight, losses)
 
     def _check_labels(self, y):
         """Integer labels outside [0, classes) fail here, not in the graph."""
@@ -435,13 +636,97 @@ class Distiller(keras.Model):
                 f"{y.max()}."
             )
 
+    def _cache_storage(self, x):
+        """The `TeacherCache` to use for `x`, or `None` to run online."""
+        storage = self.cache
+        if storage is None:
+            return None
+        if _overrides(self, Distiller, "prepare_batch"):
+            if storage == "auto":
+                return None
+            raise ValueError(
+                f"{type(self).__name__} changes each batch before the "
+                "teacher sees it (prepare_batch), so the teacher's outputs "
+                "cannot be cached. Pass cache='auto' or False."
+            )
+        in_memory = teacher_cache.is_in_memory(x)
+        if storage == "auto":
+            return teacher_cache.TeacherCache() if in_memory else None
+        if not in_memory and not isinstance(x, tf.data.Dataset):
+            raise ValueError(
+                "Teacher outputs can be cached for numpy arrays, tensors "
+                "and finite tf.data.Dataset inputs. Received: "
+                f"{type(x).__name__}. Pass cache='auto' or False."
+            )
+        return storage
+
+    def _with_teacher_outputs(self, x, batch_size, verbose):
+        """`x` with the teacher's outputs attached when they are cached."""
+        storage = self._cache_storage(x)
+        if storage is None:
+            return x
+        compute = tf.function(self.teacher_outputs)
+        if isinstance(x, tf.data.Dataset):
+            x, stored = teacher_cache.keyed_dataset(
+                x, compute, storage, verbose
+            )
+        else:
+            stored = storage.encode(
+                teacher_cache.outputs_of_arrays(compute, x, batch_size, verbose)
+            )
+            x = teacher_cache.pack(x, stored)
+        self.teacher_cache_nbytes = teacher_cache.nbytes(stored)
+        if verbose:
+            print(
+                "kd_keras: teacher outputs cached in "
+                f"{self.teacher_cache_nbytes / 2**20:.1f} MiB "
+                f"({storage.dtype}"
+                + (f", top {storage.top_k} logits" if storage.top_k else "")
+                + ")"
+            )
+        return x
+
     def fit(self, *args, **kwargs):
-        given = inspect.signature(super().fit).bind(*args, **kwargs).arguments
+        """Trains the student; see `keras.Model.fit`.
+
+        Before training, the teacher's outputs on `x` (and on numpy
+        `validation_data`) are computed once when `cache` allows it; the
+        memory they take is printed (when `verbose`) and kept in
+        `teacher_cache_nbytes`.
+        """
+        bound = inspect.signature(super().fit).bind(*args, **kwargs)
+        given = bound.arguments
         self._check_labels(given.get("y"))
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
             self._check_labels(validation[1])
-        return super().fit(*args, **kwargs)
+        verbose = given.get("verbose", "auto")
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = given.get("batch_size") or 32
+        if given.get("x") is not None:
+            given["x"] = self._with_teacher_outputs(
+                given["x"], batch_size, verbose
+            )
+        if isinstance(validation, (tuple, list)):
+            given["validation_data"] = (
+                self._with_teacher_outputs(validation[0], batch_size, verbose),
+                *validation[1:],
+            )
+        elif validation is not None:
+            given["validation_data"] = self._with_teacher_outputs(
+                validation, batch_size, verbose
+            )
+        hooked = [
+            loss
+            for loss in self._distillation_losses
+            if _overrides(loss, kd_losses.DistillationLoss, "on_epoch_begin")
+        ]
+        if hooked:
+            given["callbacks"] = [
+                *(given.get("callbacks") or []),
+                _EpochHooks(hooked),
+            ]
+        return super().fit(*bound.args, **bound.kwargs)
 
     def evaluate(self, *args, **kwargs):
         given = inspect.signature(super().evaluate).bind(*args, **kwargs)
@@ -466,6 +751,9 @@ class Distiller(keras.Model):
         return saving.save_model(self.student, path, overwrite=overwrite)
 
     def get_config(self):
+        cache = self.cache
+        if isinstance(cache, teacher_cache.TeacherCache):
+            cache = keras.saving.serialize_keras_object(cache)
         return {
             **super().get_config(),
             "teacher": keras.saving.serialize_keras_object(self.teacher),
@@ -475,6 +763,8 @@ class Distiller(keras.Model):
             ),
             "alpha": self.alpha,
             "temperature": self.temperature or _DEFAULT_TEMPERATURE,
+            "distillation_loss_weights": self.distillation_loss_weights,
+            "cache": False if cache is None else cache,
         }
 
     @classmethod
@@ -482,4 +772,8 @@ class Distiller(keras.Model):
         config = dict(config)
         for key in ("teacher", "student", "distillation_loss"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
+        if isinstance(config.get("cache"), dict):
+            config["cache"] = keras.saving.deserialize_keras_object(
+                config["cache"]
+            )
         return cls(**config)

@@ -1,0 +1,236 @@
+"""Cached teacher outputs: pairing, equality with online training, storage."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import CLASSES, make_mlp
+from test_losses import np_kd, np_softmax
+
+import kd_keras
+from kd_keras import cache
+
+
+def trained(teacher, data, cache_mode, epochs=2, **fit_kwargs):
+    """Weights of a fresh, seeded student distilled with `cache_mode`."""
+    keras.utils.set_random_seed(1)
+    student = make_mlp(16, "student")
+    distiller = kd_keras.Distiller(teacher, student, cache=cache_mode)
+    distiller.compile(keras.optimizers.SGD(0.1))
+    distiller.fit(data, epochs=epochs, verbose=0, **fit_kwargs)
+    return student.get_weights(), distiller
+
+
+def assert_same_weights(a, b):
+    for left, right in zip(a, b, strict=True):
+        np.testing.assert_allclose(left, right, rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_inputs_are_cached_by_default_and_match_online(teacher, data):
+    x, y = data
+    keras.utils.set_random_seed(1)
+    cached, distiller = trained(
+        teacher, x, "auto", y=y, batch_size=16, shuffle=True
+    )
+    assert distiller.teacher_cache_nbytes == len(x) * CLASSES * 4
+    online, distiller = trained(
+        teacher, x, False, y=y, batch_size=16, shuffle=True
+    )
+    assert distiller.teacher_cache_nbytes is None
+    assert_same_weights(cached, online)
+
+
+def test_keyed_cache_pairs_each_sample_with_its_outputs(teacher, data):
+    x, y = data
+    shuffled = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(x), seed=0, reshuffle_each_iteration=True)
+        .batch(10)
+    )
+    distiller = kd_keras.Distiller(teacher, make_mlp(16, "student"))
+    keyed, _ = cache.keyed_dataset(
+        shuffled,
+        tf.function(distiller.teacher_outputs),
+        cache.TeacherCache(),
+        0,
+    )
+    orders = []
+    for _ in range(2):
+        seen = []
+        for packed, labels in keyed:
+            inputs, stored = cache.unpack(packed)
+            np.testing.assert_allclose(
+                stored["logits"], teacher(inputs), rtol=1e-5, atol=1e-6
+            )
+            seen.append(labels.numpy())
+        orders.append(np.concatenate(seen))
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_cached_and_online_agree_on_a_deterministic_dataset(teacher, data):
+    x, y = data
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    cached, distiller = trained(teacher, dataset, True)
+    assert distiller.teacher_cache_nbytes == len(x) * CLASSES * 4
+    online, _ = trained(teacher, dataset, False)
+    assert_same_weights(cached, online)
+
+
+def test_datasets_run_online_unless_asked(teacher, data):
+    x, y = data
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    _, distiller = trained(teacher, dataset, "auto", epochs=1)
+    assert distiller.teacher_cache_nbytes is None
+
+
+def random_pipeline(x, y):
+    """Noise from a generator whose state runs on across passes."""
+    generator = tf.random.Generator.from_seed(0)
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .map(lambda a, b: (a + generator.normal(tf.shape(a)), b))
+        .batch(16)
+    )
+
+
+def test_a_random_pipeline_is_refused_when_caching_is_asked(teacher, data):
+    with pytest.raises(ValueError, match="different inputs on each pass"):
+        trained(teacher, random_pipeline(*data), True, epochs=1)
+
+
+def test_a_random_pipeline_runs_online_by_default(teacher, data):
+    _, distiller = trained(teacher, random_pipeline(*data), "auto", epochs=1)
+    assert distiller.teacher_cache_nbytes is None
+
+
+def test_an_infinite_dataset_is_refused(teacher, data):
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(16).repeat()
+    with pytest.raises(ValueError, match="finite"):
+        trained(teacher, dataset, True, epochs=1, steps_per_epoch=2)
+
+
+def test_a_generator_is_refused_when_caching_is_asked(teacher, data):
+    x, y = data
+
+    def batches():
+        while True:
+            yield x[:16], y[:16]
+
+    with pytest.raises(ValueError, match="numpy arrays"):
+        trained(teacher, batches(), True, epochs=1, steps_per_epoch=2)
+
+
+def test_validation_data_is_cached_too(teacher, data):
+    x, y = data
+    distiller = kd_keras.Distiller(teacher, make_mlp(16, "student"))
+    distiller.compile("adam")
+    history = distiller.fit(
+        x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=1, verbose=0
+    )
+    t = teacher.predict(x[64:], verbose=0)
+    s = distiller.student.predict(x[64:], verbose=0)
+    np.testing.assert_allclose(
+        history.history["val_distillation_loss"][0],
+        np_kd(t, s, 4.0).mean(),
+        rtol=1e-4,
+    )
+
+
+def test_float16_storage_halves_the_memory(teacher, data):
+    x, y = data
+    _, distiller = trained(
+        teacher, x, kd_keras.TeacherCache("float16"), y=y, epochs=1
+    )
+    assert distiller.teacher_cache_nbytes == len(x) * CLASSES * 2
+
+
+def test_top_k_keeps_the_top_probabilities_and_the_rest_mass():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 7)).astype("float32") * 3
+    stored = cache.TeacherCache(top_k=3).encode([logits])
+    decoded = keras.ops.convert_to_numpy(cache.decode(stored, 7)[0])
+    p, q = np_softmax(logits), np_softmax(decoded)
+    top = np.argsort(-logits, axis=-1)[:, :3]
+    np.testing.assert_allclose(
+        np.take_along_axis(q, top, -1), np.take_along_axis(p, top, -1), 1e-5
+    )
+    rest = np.ones_like(p, bool)
+    np.put_along_axis(rest, top, False, -1)
+    np.testing.assert_allclose(
+        (q * rest).sum(-1), (p * rest).sum(-1), rtol=1e-5
+    )
+    # The other classes share their mass equally.
+    others = q[rest].reshape(5, 4)
+    np.testing.assert_allclose(others, others[:, :1].repeat(4, 1), rtol=1e-5)
+    full = cache.TeacherCache(top_k=7).encode([logits])
+    np.testing.assert_array_equal(full["logits"], logits)
+
+
+def test_top_k_storage_trains(teacher, data):
+    x, y = data
+    _, distiller = trained(
+        teacher, x, kd_keras.TeacherCache(top_k=2), y=y, epochs=1
+    )
+    # 2 values, 2 int32 indices and one rest value per sample.
+    assert distiller.teacher_cache_nbytes == len(x) * (2 + 2 + 1) * 4
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("sometimes", "cache must be"),
+        (kd_keras.TeacherCache, "cache must be"),
+    ],
+)
+def test_bad_cache_arguments(teacher, student, bad, match):
+    with pytest.raises(ValueError, match=match):
+        kd_keras.Distiller(teacher, student, cache=bad)
+
+
+def test_bad_storage_arguments():
+    with pytest.raises(ValueError, match="dtype"):
+        kd_keras.TeacherCache("int8")
+    with pytest.raises(ValueError, match="top_k"):
+        kd_keras.TeacherCache(top_k=0)
+
+
+class CountingDistiller(kd_keras.Distiller):
+    traces = 0
+
+    def train_step(self, data):
+        # Python code in a compiled step runs only while tracing.
+        CountingDistiller.traces += 1
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_new_temperature_is_used_without_retracing(
+    teacher, student, data, jit_compile
+):
+    x, y = data
+    CountingDistiller.traces = 0
+    distiller = CountingDistiller(teacher, student, alpha=0.0)
+    distiller.compile(keras.optimizers.SGD(0.0), jit_compile=jit_compile)
+    t = teacher.predict(x, verbose=0)
+    s = student.predict(x, verbose=0)
+    for temperature in (4.0, 1.5, 9.0):
+        distiller.temperature = temperature
+        logs = distiller.fit(
+            x, y, batch_size=len(x), epochs=1, verbose=0
+        ).history
+        np.testing.assert_allclose(
+            logs["distillation_loss"][0],
+            np_kd(t, s, temperature).mean(),
+            rtol=1e-4,
+        )
+    assert CountingDistiller.traces == 1
+
+
+def test_round_trip_keeps_the_cache_setting(teacher, student):
+    distiller = kd_keras.Distiller(
+        teacher, student, cache=kd_keras.TeacherCache("float16", top_k=2)
+    )
+    restored = kd_keras.Distiller.from_config(distiller.get_config())
+    assert restored.cache.dtype == "float16" and restored.cache.top_k == 2
+    off = kd_keras.Distiller(teacher, student, cache=False)
+    assert kd_keras.Distiller.from_config(off.get_config()).cache is None
