@@ -1,6 +1,6 @@
 """kd_keras: knowledge distillation for Keras 3 and TensorFlow."""
 
-from kd_keras import datasets, export, losses, metrics, models
+from kd_keras import callbacks, datasets, export, losses, metrics, models
 from kd_keras.cache import TeacherCache
 from kd_keras.distiller import Distiller
 from kd_keras.losses import distillation_loss
@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Distiller",
     "TeacherCache",
+    "callbacks",
     "datasets",
     "export",
     "distillation_loss",
