@@ -1,9 +1,12 @@
 """Distillation losses, each a `keras.losses.Loss` with a functional twin.
 
-Called as `loss(teacher_outputs, student_outputs)`.
+Called as `loss(teacher_outputs, student_outputs)`; losses that need the
+ground truth as `loss(teacher_outputs, student_outputs, labels=y)`.
 """
 
 from kd_keras.losses.combined import distillation_loss
+from kd_keras.losses.dist import DIST, dist
+from kd_keras.losses.dkd import DKD, dkd, nckd, tckd
 from kd_keras.losses.logits import (
     KD,
     DistillationLoss,
@@ -15,16 +18,28 @@ from kd_keras.losses.logits import (
     logit_mse,
     soft_target_crossentropy,
 )
+from kd_keras.losses.multilabel import MultiLabelKD, multilabel_kd
+from kd_keras.losses.regression import RegressionKD, regression_kd
 
 __all__ = [
     "KD",
+    "DKD",
+    "DIST",
     "DistillationLoss",
     "TemperatureLoss",
     "LogitMSE",
+    "MultiLabelKD",
+    "RegressionKD",
     "SoftTargetCrossEntropy",
     "SoftenedLoss",
     "distillation_loss",
+    "dist",
+    "dkd",
     "kd",
     "logit_mse",
+    "multilabel_kd",
+    "nckd",
+    "regression_kd",
     "soft_target_crossentropy",
+    "tckd",
 ]
