@@ -1,12 +1,25 @@
 """Distillation losses, each a `keras.losses.Loss` with a functional twin.
 
 Called as `loss(teacher_outputs, student_outputs)`; losses that need the
-ground truth as `loss(teacher_outputs, student_outputs, labels=y)`.
+ground truth as `loss(teacher_outputs, student_outputs, labels=y)`. The
+feature losses (`FitNet`, `AttentionTransfer`, `RKD`) receive the outputs of
+the layers they name.
 """
 
 from kd_keras.losses.combined import distillation_loss
 from kd_keras.losses.dist import DIST, dist
 from kd_keras.losses.dkd import DKD, dkd, nckd, tckd
+from kd_keras.losses.features import (
+    RKD,
+    AttentionTransfer,
+    FitNet,
+    attention_map,
+    attention_transfer,
+    fitnet_hint,
+    rkd,
+    rkd_angle,
+    rkd_distance,
+)
 from kd_keras.losses.logits import (
     KD,
     DistillationLoss,
@@ -32,6 +45,9 @@ __all__ = [
     "RegressionKD",
     "SoftTargetCrossEntropy",
     "SoftenedLoss",
+    "FitNet",
+    "AttentionTransfer",
+    "RKD",
     "distillation_loss",
     "dist",
     "dkd",
@@ -42,4 +58,10 @@ __all__ = [
     "regression_kd",
     "soft_target_crossentropy",
     "tckd",
+    "fitnet_hint",
+    "attention_map",
+    "attention_transfer",
+    "rkd",
+    "rkd_distance",
+    "rkd_angle",
 ]
