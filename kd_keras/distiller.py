@@ -312,7 +312,7 @@ class Distiller(keras.Model):
                     feature_shape(self.teacher, loss.teacher_layer),
                     student_shape,
                 )
-            if adapter is not None:
+            if adapter is not None and not adapter.built:
                 adapter.build((None, *student_shape))
             adapters.append(adapter)
         self.adapters = adapters

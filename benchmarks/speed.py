@@ -1,0 +1,396 @@
+"""Speed of kd_keras against the physical bound and keras.distillation.
+
+Two cases, an MLP pair (teacher 2x1200, student 1x128) and a CNN pair
+(`kd_keras.models.cnn_teacher` / `cnn_student`), on Fashion-MNIST (random
+inputs of the same shape when it is not installed: speed does not depend on
+the values). In rounds, alternating the modes so that a noisy, shared
+machine slows them alike, it times:
+
+- `student`: the student trained alone (`student.fit`);
+- `teacher_forward`: one teacher forward pass over the epoch (`predict`);
+- `online`: kd_keras with `cache=False` (teacher run at every step);
+- `cached`: kd_keras' default on numpy inputs (teacher outputs cached);
+- `keras_distillation`: `keras.distillation.Distiller` with
+  `LogitsDistillation`;
+- `keras_io`: the keras.io example's `train_step` Distiller, written here;
+- `online_xla`, `cached_xla`: kd_keras with `jit_compile=True`.
+
+Epoch times exclude each fit's first epoch (tracing). Whole runs (4 epochs
+against keras.distillation, 10 epochs cached against online) are timed end
+to end, caching pass included. Peak memory is each mode's maximum resident
+set size in a fresh process running one epoch. Writes
+`benchmarks/SPEED.md`.
+
+Run: `.venv/bin/python benchmarks/speed.py` (about 25 minutes on 2 cores).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import kd_keras  # noqa: E402
+from kd_keras import datasets, models  # noqa: E402
+
+TEMPERATURE, ALPHA, BATCH_SIZE = 4.0, 0.1, 128
+EPOCH_MODES = (
+    "student",
+    "teacher_forward",
+    "online",
+    "cached",
+    "keras_distillation",
+    "keras_io",
+    "online_xla",
+    "cached_xla",
+)
+TARGETS = {
+    "fit4": ("kd_keras 4-epoch fit ÷ keras.distillation 4-epoch fit", 0.5),
+    "online": ("online epoch ÷ (student epoch + teacher forward)", 1.05),
+    "cached": ("cached epoch ÷ student epoch", 1.10),
+    "run10": ("10-epoch run, cached ÷ online", None),
+}
+
+
+class KerasIODistiller(keras.Model):
+    """The Distiller of the keras.io example, as users copy it."""
+
+    def __init__(self, student, teacher):
+        super().__init__()
+        self.teacher = teacher
+        self.student = student
+
+    def compile(
+        self,
+        optimizer,
+        metrics,
+        student_loss_fn,
+        distillation_loss_fn,
+        alpha=0.1,
+        temperature=3,
+    ):
+        super().compile(optimizer=optimizer, metrics=metrics)
+        self.student_loss_fn = student_loss_fn
+        self.distillation_loss_fn = distillation_loss_fn
+        self.alpha = alpha
+        self.temperature = temperature
+
+    def train_step(self, data):
+        x, y = data
+        teacher_predictions = self.teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            student_predictions = self.student(x, training=True)
+            student_loss = self.student_loss_fn(y, student_predictions)
+            distillation_loss = (
+                self.distillation_loss_fn(
+                    tf.nn.softmax(teacher_predictions / self.temperature, 1),
+                    tf.nn.softmax(student_predictions / self.temperature, 1),
+                )
+                * self.temperature**2
+            )
+            loss = (
+                self.alpha * student_loss + (1 - self.alpha) * distillation_loss
+            )
+        variables = self.student.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, student_predictions)
+        return {m.name: m.result() for m in self.metrics}
+
+    def call(self, x):
+        return self.student(x)
+
+
+def mlp_pair(input_shape, classes):
+    return (
+        models.mlp(input_shape, classes, (1200, 1200), name="mlp_teacher"),
+        models.mlp(input_shape, classes, (128,), name="mlp_student"),
+    )
+
+
+def cnn_pair(input_shape, classes):
+    return (
+        models.cnn_teacher(input_shape, classes),
+        models.cnn_student(input_shape, classes),
+    )
+
+
+CASES = {"mlp": mlp_pair, "cnn": cnn_pair}
+
+
+def load_data(samples):
+    """`(x, y, source)`: Fashion-MNIST's first `samples` training images."""
+    try:
+        (x, y), _ = datasets.load("fashion_mnist")
+        source = "Fashion-MNIST"
+    except (FileNotFoundError, OSError, ValueError):
+        rng = np.random.default_rng(0)
+        x = rng.random((samples, 28, 28, 1), dtype=np.float32)
+        y = rng.integers(0, 10, samples)
+        source = "random inputs of Fashion-MNIST's shape"
+    return x[:samples], y[:samples], source
+
+
+def crossentropy():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def trainer(mode, case, x):
+    """`(model to fit, fit keyword arguments)` for a training mode."""
+    keras.utils.set_random_seed(0)
+    teacher, student = CASES[case](x.shape[1:], 10)
+    if mode == "student":
+        student.compile("adam", crossentropy())
+        return student
+    if mode == "keras_distillation":
+        distiller = keras.distillation.Distiller(
+            teacher,
+            student,
+            keras.distillation.LogitsDistillation(temperature=TEMPERATURE),
+            student_loss_weight=ALPHA,
+        )
+        distiller.compile("adam", loss=crossentropy())
+        return distiller
+    if mode == "keras_io":
+        distiller = KerasIODistiller(student, teacher)
+        distiller.compile(
+            "adam",
+            [],
+            crossentropy(),
+            keras.losses.KLDivergence(),
+            alpha=ALPHA,
+            temperature=TEMPERATURE,
+        )
+        return distiller
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        alpha=ALPHA,
+        temperature=TEMPERATURE,
+        cache=mode.startswith("cached"),
+    )
+    distiller.compile("adam", jit_compile=mode.endswith("xla") or "auto")
+    return distiller
+
+
+def epoch_seconds(mode, case, x, y, epochs=3):
+    """Steady-state epoch times of `mode` (first epoch left out)."""
+    if mode == "teacher_forward":
+        teacher, _ = CASES[case](x.shape[1:], 10)
+        teacher.predict(x[:BATCH_SIZE], verbose=0)
+        times = []
+        for _ in range(epochs - 1):
+            start = time.perf_counter()
+            teacher.predict(x, batch_size=BATCH_SIZE, verbose=0)
+            times.append(time.perf_counter() - start)
+        return times
+    timer = EpochTimer()
+    trainer(mode, case, x).fit(
+        x,
+        y,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        callbacks=[timer],
+        verbose=0,
+    )
+    return timer.seconds[1:]
+
+
+def run_seconds(mode, case, x, y, epochs):
+    """Wall time of a whole `fit` of `epochs` epochs, tracing included."""
+    model = trainer(mode, case, x)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
+    return time.perf_counter() - start
+
+
+def peak_memory_mib(mode, case, samples):
+    """Maximum resident memory of a fresh process running one epoch."""
+    output = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--memory-of",
+            mode,
+            "--cases",
+            case,
+            "--samples",
+            str(samples),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])["peak_mib"]
+
+
+def measure_memory(mode, case, samples):
+    x, y, _ = load_data(samples)
+    epoch_seconds(mode, case, x, y, epochs=2)
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mib": kib / 1024}))
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def measure_case(case, samples, rounds):
+    x, y, source = load_data(samples)
+    epochs = {mode: [] for mode in EPOCH_MODES}
+    runs = {key: [] for key in ("cached4", "keras4", "cached10", "online10")}
+    for round_ in range(rounds):
+        print(f"{case}: round {round_ + 1}/{rounds}", flush=True)
+        for mode in EPOCH_MODES:
+            epochs[mode] += epoch_seconds(mode, case, x, y)
+        runs["cached4"].append(run_seconds("cached", case, x, y, 4))
+        runs["keras4"].append(run_seconds("keras_distillation", case, x, y, 4))
+        runs["cached10"].append(run_seconds("cached", case, x, y, 10))
+        runs["online10"].append(run_seconds("online", case, x, y, 10))
+    memory = {
+        mode: peak_memory_mib(mode, case, samples) for mode in EPOCH_MODES
+    }
+    median = {mode: statistics.median(t) for mode, t in epochs.items()}
+    ratios = {
+        "fit4": statistics.median(runs["cached4"])
+        / statistics.median(runs["keras4"]),
+        "online": median["online"]
+        / (median["student"] + median["teacher_forward"]),
+        "cached": median["cached"] / median["student"],
+        "run10": statistics.median(runs["cached10"])
+        / statistics.median(runs["online10"]),
+    }
+    return {
+        "samples": len(x),
+        "source": source,
+        "epochs": {mode: summary(t) for mode, t in epochs.items()},
+        "runs": {key: summary(t) for key, t in runs.items()},
+        "memory": memory,
+        "ratios": ratios,
+    }
+
+
+def verdict(key, value):
+    target = TARGETS[key][1]
+    if target is None:
+        return "—"
+    met = value <= target
+    shown = f"≥ {1 / target:.0f}× faster" if key == "fit4" else f"≤ {target}"
+    return f"{shown}: {'met' if met else 'NOT met'}"
+
+
+def machine():
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras "
+        f"{keras.__version__}, no GPU"
+    )
+
+
+def report(results, rounds):
+    lines = [
+        "# Speed: kd_keras against the bound and against keras.distillation",
+        "",
+        "Written by `benchmarks/speed.py` "
+        f"({time.strftime('%Y-%m-%d')}), {rounds} rounds, batch size "
+        f"{BATCH_SIZE}, T={TEMPERATURE}, alpha={ALPHA}.",
+        f"Machine: {machine()}. The machine is shared and noisy: the ratios, "
+        "from modes timed in alternation, are the result, not the seconds.",
+        "",
+    ]
+    for case, result in results.items():
+        lines += [
+            f"## {case.upper()} pair: {result['samples']} samples of "
+            f"{result['source']}",
+            "",
+            "| ratio | value | target |",
+            "|---|---|---|",
+        ]
+        for key, value in result["ratios"].items():
+            lines.append(
+                f"| {TARGETS[key][0]} | {value:.2f} | {verdict(key, value)} |"
+            )
+        lines += [
+            "",
+            "| mode | epoch s (median) | min–max | peak memory MiB |",
+            "|---|---|---|---|",
+        ]
+        for mode, (med, low, high) in result["epochs"].items():
+            lines.append(
+                f"| {mode} | {med:.2f} | {low:.2f}–{high:.2f} | "
+                f"{result['memory'][mode]:.0f} |"
+            )
+        lines += [
+            "",
+            "| whole run | seconds (median) | min–max |",
+            "|---|---|---|",
+        ]
+        for key, (med, low, high) in result["runs"].items():
+            lines.append(f"| {key} | {med:.1f} | {low:.1f}–{high:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="mlp,cnn")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="training samples (default: 60000 for mlp, 12000 for cnn)",
+    )
+    parser.add_argument("--output", default=Path(__file__).parent / "SPEED.md")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    cases = args.cases.split(",")
+    if args.memory_of:
+        return measure_memory(args.memory_of, cases[0], args.samples)
+    default_samples = {"mlp": 60000, "cnn": 12000}
+    results = {
+        case: measure_case(
+            case, args.samples or default_samples[case], args.rounds
+        )
+        for case in cases
+    }
+    Path(args.output).write_text(report(results, args.rounds))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The Distiller with the method library: labels, features, combinations."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import CLASSES
+from test_losses import np_kd
+from test_losses_dkd import np_dkd
+from test_losses_features import np_at, np_fitnet
+
+import kd_keras
+from kd_keras import losses
+
+SHAPE, SAMPLES = (6, 6, 2), 48
+
+
+def image_data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(SAMPLES, *SHAPE)).astype("float32")
+    y = rng.integers(0, CLASSES, SAMPLES)
+    return x, y
+
+
+def cnn(filters, prefix):
+    inputs = keras.Input(SHAPE)
+    h = keras.layers.Conv2D(filters, 3, padding="same", name=f"{prefix}_conv")(
+        inputs
+    )
+    h = keras.layers.ReLU(name=f"{prefix}_relu")(h)
+    h = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_pool")(h)
+    outputs = keras.layers.Dense(CLASSES, name=f"{prefix}_logits")(h)
+    return keras.Model(inputs, outputs, name=prefix)
+
+
+def fitnet_distiller(cache="auto", **kwargs):
+    keras.utils.set_random_seed(0)
+    distiller = kd_keras.Distiller(
+        cnn(8, "teacher"),
+        cnn(4, "student"),
+        distillation_loss=[
+            losses.KD(2.0),
+            losses.FitNet("teacher_relu", "student_relu"),
+        ],
+        distillation_loss_weights=[1.0, 10.0],
+        cache=cache,
+        **kwargs,
+    )
+    distiller.compile(keras.optimizers.SGD(0.05))
+    return distiller
+
+
+def intermediate(model, layer, x):
+    view = keras.Model(model.inputs, model.get_layer(layer).output)
+    return view.predict(x, verbose=0)
+
+
+def test_labels_reach_dkd_and_its_warmup_follows_the_epochs(teacher, student):
+    x = np.random.default_rng(0).normal(size=(40, 8)).astype("f4")
+    y = np.arange(40) % CLASSES
+    dkd = losses.DKD(alpha=1.0, beta=8.0, temperature=4.0, warmup=4)
+    distiller = kd_keras.Distiller(
+        teacher, student, distillation_loss=dkd, alpha=0.0
+    )
+    distiller.compile(keras.optimizers.SGD(0.0))
+    full = np_dkd(
+        teacher.predict(x, verbose=0),
+        student.predict(x, verbose=0),
+        y,
+        1.0,
+        8.0,
+        4.0,
+    ).mean()
+    history = distiller.fit(x, y, batch_size=40, epochs=2, verbose=0)
+    np.testing.assert_allclose(
+        history.history["distillation_loss"], [full / 4, full / 2], rtol=1e-4
+    )
+    assert dkd.warmup_scale == 0.5
+
+
+def test_dkd_without_labels_is_refused(teacher, student):
+    distiller = kd_keras.Distiller(
+        teacher, student, distillation_loss=losses.DKD()
+    )
+    distiller.compile("sgd")
+    with pytest.raises(ValueError, match="needs the ground-truth labels"):
+        distiller.fit(np.zeros((8, 8), "f4"), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_feature_terms_match_numpy(cache):
+    x, y = image_data()
+    distiller = fitnet_distiller(cache=cache)
+    logs = distiller.evaluate(
+        x, y, batch_size=SAMPLES, verbose=0, return_dict=True
+    )
+    teacher, student = distiller.teacher, distiller.student
+    adapter = distiller.adapters[1]
+    hint = np_fitnet(
+        intermediate(teacher, "teacher_relu", x),
+        keras.ops.convert_to_numpy(
+            adapter(intermediate(student, "student_relu", x))
+        ),
+    )
+    soft = np_kd(
+        teacher.predict(x, verbose=0), student.predict(x, verbose=0), 2.0
+    )
+    np.testing.assert_allclose(logs["kd"], soft.mean(), rtol=1e-4)
+    np.testing.assert_allclose(logs["fitnet"], 10 * hint.mean(), rtol=1e-4)
+    np.testing.assert_allclose(
+        logs["distillation_loss"], soft.mean() + 10 * hint.mean(), rtol=1e-4
+    )
+
+
+def test_the_adapter_trains_and_stays_out_of_the_student(tmp_path):
+    x, y = image_data()
+    distiller = fitnet_distiller()
+    adapter = distiller.adapters[1]
+    before = [w.copy() for w in adapter.get_weights()]
+    history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert {"kd", "fitnet"} <= set(history.history)
+    assert all(
+        not np.array_equal(old, new)
+        for old, new in zip(before, adapter.get_weights(), strict=True)
+    )
+    path = distiller.save_student(tmp_path / "student.h5")
+    restored = keras.models.load_model(path)
+    assert [w.shape for w in restored.weights] == [
+        w.shape for w in distiller.student.weights
+    ]
+    assert "adapter" not in " ".join(layer.name for layer in restored.layers)
+
+
+def test_cached_and_online_feature_training_agree():
+    x, y = image_data()
+    weights = []
+    for cache in (True, False):
+        distiller = fitnet_distiller(cache=cache)
+        distiller.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        weights.append(distiller.student.get_weights())
+    for cached, online in zip(*weights, strict=True):
+        np.testing.assert_allclose(cached, online, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_distillation_compiles_with_xla():
+    x, y = image_data()
+    graph = fitnet_distiller()
+    graph.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    xla = fitnet_distiller()
+    xla.compile(keras.optimizers.SGD(0.05), jit_compile=True)
+    xla.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(
+        graph.student.get_weights(), xla.student.get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_attention_transfer_through_the_distiller():
+    x, y = image_data()
+    keras.utils.set_random_seed(0)
+    teacher, student = cnn(8, "teacher"), cnn(4, "student")
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        distillation_loss=losses.AttentionTransfer(
+            "teacher_relu", "student_relu"
+        ),
+        alpha=0.0,
+    )
+    distiller.compile("sgd")
+    logs = distiller.evaluate(
+        x, y, batch_size=SAMPLES, verbose=0, return_dict=True
+    )
+    expected = np_at(
+        intermediate(teacher, "teacher_relu", x),
+        intermediate(student, "student_relu", x),
+        2,
+    ).mean()
+    np.testing.assert_allclose(logs["distillation_loss"], expected, rtol=1e-4)
+
+
+def test_rkd_on_pooled_features_trains():
+    x, y = image_data()
+    keras.utils.set_random_seed(0)
+    distiller = kd_keras.Distiller(
+        cnn(8, "teacher"),
+        cnn(4, "student"),
+        distillation_loss=[
+            losses.KD(),
+            losses.RKD("teacher_pool", "student_pool"),
+        ],
+    )
+    distiller.compile("adam")
+    history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["rkd"]))
+    assert history.history["rkd"][1] < history.history["rkd"][0]
+
+
+def test_feature_distillation_under_mirrored_strategy():
+    x, y = image_data()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        distiller = fitnet_distiller()
+    history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_subclassed_student_is_refused_for_feature_losses():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(CLASSES)
+
+        def call(self, x):
+            return self.dense(keras.ops.mean(x, axis=(1, 2)))
+
+    student = Subclassed()
+    student(np.zeros((1, *SHAPE), "f4"))
+    with pytest.raises(TypeError, match="subclassed"):
+        kd_keras.Distiller(
+            cnn(8, "teacher"),
+            student,
+            distillation_loss=losses.FitNet("teacher_relu", "dense"),
+        )
+
+
+def test_an_unknown_layer_is_named():
+    with pytest.raises(ValueError, match="no layer named 'relu'.*student_conv"):
+        kd_keras.Distiller(
+            cnn(8, "teacher"),
+            cnn(4, "student"),
+            distillation_loss=losses.FitNet("teacher_relu", "relu"),
+        )
+
+
+def test_combined_logit_losses_report_each_term(teacher, student, data):
+    x, y = data
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        distillation_loss=[losses.KD(2.0), losses.LogitMSE()],
+        distillation_loss_weights=[1.0, 0.5],
+        alpha=0.3,
+    )
+    distiller.compile("sgd")
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
+    t, s = teacher.predict(x, verbose=0), student.predict(x, verbose=0)
+    soft = np_kd(t, s, 2.0).mean()
+    mse = ((t - s) ** 2).mean()
+    np.testing.assert_allclose(logs["kd"], soft, rtol=1e-4)
+    np.testing.assert_allclose(logs["logit_mse"], 0.5 * mse, rtol=1e-4)
+    np.testing.assert_allclose(
+        logs["distillation_loss"], soft + 0.5 * mse, rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        logs["loss"],
+        0.3 * logs["student_loss"] + 0.7 * (soft + 0.5 * mse),
+        rtol=1e-4,
+    )
+    assert distiller.temperature == 2.0
+    distiller.temperature = 3.0
+    assert distiller.distillation_loss[0].temperature == 3.0
+
+
+@pytest.mark.parametrize(
+    "weights, error, match",
+    [
+        ([1.0], ValueError, "one weight per loss"),
+        ([1.0, -1.0], ValueError, "distillation_loss_weights must be >= 0"),
+        ([1.0, "a"], TypeError, "distillation_loss_weights must be a number"),
+    ],
+)
+def test_bad_loss_weights(teacher, student, weights, error, match):
+    with pytest.raises(error, match=match):
+        kd_keras.Distiller(
+            teacher,
+            student,
+            distillation_loss=[losses.KD(), losses.LogitMSE()],
+            distillation_loss_weights=weights,
+        )
+
+
+def test_combination_round_trip(tmp_path):
+    x, y = image_data()
+    distiller = fitnet_distiller()
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = tmp_path / "distiller.keras"
+    distiller.save(path)
+    restored = keras.models.load_model(path)
+    assert [type(loss) for loss in restored.distillation_loss] == [
+        losses.KD,
+        losses.FitNet,
+    ]
+    assert restored.distillation_loss_weights == [1.0, 10.0]
+    for a, b in zip(
+        restored.adapters[1].get_weights(),
+        distiller.adapters[1].get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        restored.predict(x[:4]), distiller.predict(x[:4])
+    )
