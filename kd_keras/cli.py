@@ -21,7 +21,20 @@ EXAMPLES = {
       --output student.h5
   kd-keras distill --teacher fm_teacher.h5 --student my_student.h5 \\
       --dataset fashion_mnist --temperature 2 --alpha 0.5 --epochs 10 \\
-      --output fm_student.h5""",
+      --output fm_student.h5
+  kd-keras distill --teacher fm_teacher.h5 --student cnn \\
+      --dataset fashion_mnist --method dkd --param beta=8 --param warmup=2 \\
+      --output fm_dkd.h5
+  kd-keras distill --teacher fm_teacher.h5 --student cnn \\
+      --dataset fashion_mnist --method fitnet \\
+      --param teacher_layer=pool_1 --param student_layer=pool_1 \\
+      --output fm_fitnet.h5
+
+methods (kd_keras.methods; --param sets the loss's own arguments and the
+weight of its term, e.g. --param weight=50):
+  kd, soft_ce, logit_mse, dkd, dist, multilabel, regression (logits);
+  fitnet, at, rkd (features: --param teacher_layer=NAME
+  --param student_layer=NAME)""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
   kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5""",
@@ -32,7 +45,19 @@ EXAMPLES = {
   kd-keras export student.h5 --dataset digits --quantize int8 \\
       --output student_int8.tflite""",
 }
-METHODS = ("kd", "soft_ce", "logit_mse")
+# kd_keras.methods.METHODS, named here so that --help does not load Keras.
+METHODS = (
+    "kd",
+    "soft_ce",
+    "logit_mse",
+    "dkd",
+    "dist",
+    "multilabel",
+    "regression",
+    "fitnet",
+    "at",
+    "rkd",
+)
 
 
 def _positive_int(text):
@@ -181,7 +206,15 @@ def _parser():
         "--method",
         choices=METHODS,
         default="kd",
-        help="distillation loss (default: kd)",
+        help="distillation method (default: kd)",
+    )
+    distill.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the method's loss, or its term's weight; "
+        "repeat for several",
     )
     distill.add_argument("--output", required=True, type=Path)
 
@@ -336,21 +369,26 @@ def _train_teacher(args):
     )
 
 
-def _distillation_loss(method, temperature):
-    from kd_keras import losses
+def _method_parameters(params):
+    from kd_keras.methods import parse_value
 
-    if method == "kd":
-        return losses.KD(temperature)
-    if method == "soft_ce":
-        return losses.SoftTargetCrossEntropy(temperature)
-    return losses.LogitMSE()
+    parsed = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param takes KEY=VALUE. Received: {item!r}")
+        parsed[key] = parse_value(value)
+    return parsed
 
 
 def _distill(args):
     from kd_keras import datasets, demo
+    from kd_keras.methods import distillation_losses
     from kd_keras.saving import load_student
 
     _check_outputs_free(args)
+    # Bad --param values fail here, before any data is loaded.
+    distillation_losses(args.method, **_method_parameters(args.param))
     data = datasets.load(args.dataset)
     (x_train, y_train), _ = data
     teacher = load_student(args.teacher)
@@ -367,14 +405,19 @@ def _distill(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
     )
+    parameters = _method_parameters(args.param)
     settings = {
         "method": args.method,
         **{
             key: defaults[key]
             for key in ("temperature", "alpha", "epochs", "batch_size")
         },
+        **parameters,
         "teacher": str(args.teacher),
     }
+    losses, weights = distillation_losses(
+        args.method, defaults["temperature"], **parameters
+    )
     demo.distill(
         teacher,
         student,
@@ -383,9 +426,8 @@ def _distill(args):
         settings["batch_size"],
         args.seed,
         alpha=settings["alpha"],
-        distillation_loss=_distillation_loss(
-            args.method, settings["temperature"]
-        ),
+        distillation_loss=losses,
+        distillation_loss_weights=weights,
         verbose=1,
     )
     _save_with_card(student, args, data, args.method, settings)

@@ -120,12 +120,13 @@ def distill(
     alpha=0.1,
     temperature=4.0,
     distillation_loss=None,
+    distillation_loss_weights=None,
     verbose=0,
 ):
     """Trains `student` from `teacher`; returns its `History`.
 
     The distillation loss is Hinton KD at `temperature` unless
-    `distillation_loss` is given.
+    `distillation_loss` (a loss or a list, with its weights) is given.
     """
     distiller = Distiller(
         teacher,
@@ -133,6 +134,7 @@ def distill(
         distillation_loss,
         alpha=alpha,
         temperature=temperature,
+        distillation_loss_weights=distillation_loss_weights,
     )
     distiller.compile("adam", metrics=["accuracy"])
     return _fit(distiller, data, epochs, batch_size, seed, verbose)

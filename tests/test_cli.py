@@ -316,3 +316,77 @@ def test_demo_refuses_to_replace_a_report(workdir, monkeypatch, capsys):
     )
     assert status == 1 and "report.md" in err
     assert (notes / "report.md").read_text() == "MY NOTES"
+
+
+@pytest.mark.parametrize(
+    "method, params, expected",
+    [
+        ("dkd", ["beta=4", "warmup=2"], {"beta": 4, "warmup": 2}),
+        (
+            "rkd",
+            ["teacher_layer=dense_2", "student_layer=dense_0", "weight=2"],
+            {"teacher_layer": "dense_2", "weight": 2},
+        ),
+    ],
+)
+def test_distill_with_a_method_and_its_parameters(
+    workdir, teacher, method, params, expected
+):
+    output = f"{method}.h5"
+    param_args = [arg for p in params for arg in ("--param", p)]
+    result = kd_keras(
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "mlp",
+        "--dataset",
+        "tiny.npz",
+        "--epochs",
+        "3",
+        "--method",
+        method,
+        *param_args,
+        "--output",
+        output,
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    card = json.loads((workdir / output).with_suffix(".json").read_text())
+    assert card["method"] == method
+    assert expected.items() <= card["hyperparameters"].items()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (["beta"], "--param takes KEY=VALUE"),
+        (["gamma=2"], "dkd has no parameter gamma. Its parameters: weight"),
+        (["beta=-1"], "beta must be >= 0"),
+    ],
+)
+def test_bad_method_parameters(workdir, teacher, capsys, params, message):
+    param_args = [arg for p in params for arg in ("--param", p)]
+    status, err = run_main(
+        capsys,
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "mlp",
+        "--dataset",
+        workdir / "tiny.npz",
+        "--method",
+        "dkd",
+        *param_args,
+        "--output",
+        workdir / "never.h5",
+    )
+    assert status == 1 and message in err
+    assert not (workdir / "never.h5").exists()
+
+
+def test_the_command_line_lists_every_method():
+    from kd_keras.methods import METHODS
+
+    assert cli.METHODS == tuple(METHODS)
