@@ -1,14 +1,24 @@
 """kd_keras: knowledge distillation for Keras 3 and TensorFlow."""
 
-from kd_keras import datasets, export, losses, metrics, models
+from kd_keras import (
+    datasets,
+    export,
+    losses,
+    metrics,
+    models,
+    mutual,
+    teachers,
+)
 from kd_keras.distiller import Distiller
 from kd_keras.losses import distillation_loss
+from kd_keras.mutual import MutualLearning
 from kd_keras.saving import load_student
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Distiller",
+    "MutualLearning",
     "datasets",
     "export",
     "distillation_loss",
@@ -16,4 +26,6 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "mutual",
+    "teachers",
 ]

@@ -45,3 +45,28 @@ def to_logits(outputs, activation):
         p = ops.clip(outputs, _MIN_PROBABILITY, 1.0 - _MIN_PROBABILITY)
         return ops.log(p) - ops.log1p(-p)
     return outputs
+
+
+def default_label_loss(labels, outputs, activation):
+    """The hard-label loss for `outputs` when none is given.
+
+    Mean squared error for single-unit outputs; otherwise categorical
+    cross-entropy for one-hot `labels` and sparse categorical cross-entropy
+    for integer labels, from logits unless `activation` is `"softmax"`.
+
+    Args:
+        labels: The labels (their shape decides one-hot or integer).
+        outputs: The model's outputs.
+        activation: The output activation, from `output_activation`.
+
+    Returns:
+        A `keras.losses.Loss`.
+    """
+    if outputs.shape[-1] == 1:
+        return keras.losses.MeanSquaredError()
+    from_logits = activation != "softmax"
+    if len(labels.shape) == len(outputs.shape) and (
+        labels.shape[-1] == outputs.shape[-1]
+    ):
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
