@@ -1,6 +1,7 @@
 """kd_keras: knowledge distillation for Keras 3 and TensorFlow."""
 
 from kd_keras import (
+    chains,
     datasets,
     export,
     losses,
@@ -9,6 +10,7 @@ from kd_keras import (
     mutual,
     teachers,
 )
+from kd_keras.chains import born_again, distill_chain, teacher_assistant_chain
 from kd_keras.distiller import Distiller
 from kd_keras.losses import distillation_loss
 from kd_keras.mutual import MutualLearning
@@ -19,7 +21,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Distiller",
     "MutualLearning",
+    "born_again",
+    "chains",
     "datasets",
+    "distill_chain",
     "export",
     "distillation_loss",
     "load_student",
@@ -27,5 +32,6 @@ __all__ = [
     "metrics",
     "models",
     "mutual",
+    "teacher_assistant_chain",
     "teachers",
 ]

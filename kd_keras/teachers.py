@@ -154,7 +154,7 @@ class EnsembleAverage(keras.layers.Layer):
             raise ValueError(
                 'average="probabilities" averages softmax distributions over '
                 "classes, but the outputs have a single unit "
-                f"{tuple(input_shape[0])}. Use average=\"logits\"."
+                f'{tuple(input_shape[0])}. Use average="logits".'
             )
 
     def call(self, inputs):

@@ -120,9 +120,7 @@ def test_jit_compile_matches_graph(data):
         history = model.fit(
             x, y, epochs=2, batch_size=32, shuffle=False, verbose=0
         )
-        results.append(
-            (history.history, [s.get_weights() for s in students])
-        )
+        results.append((history.history, [s.get_weights() for s in students]))
     (graph_logs, graph), (xla_logs, xla) = results
     assert set(xla_logs) == {"loss", "a_loss", "b_loss", "c_loss"} | {
         f"{s}_accuracy" for s in "abc"
