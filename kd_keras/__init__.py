@@ -4,6 +4,7 @@ from kd_keras import (
     chains,
     datasets,
     export,
+    function_matching,
     losses,
     metrics,
     models,
@@ -12,6 +13,7 @@ from kd_keras import (
 )
 from kd_keras.chains import born_again, distill_chain, teacher_assistant_chain
 from kd_keras.distiller import Distiller
+from kd_keras.function_matching import FunctionMatching
 from kd_keras.losses import distillation_loss
 from kd_keras.mutual import MutualLearning
 from kd_keras.saving import load_student
@@ -20,12 +22,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Distiller",
+    "FunctionMatching",
     "MutualLearning",
     "born_again",
     "chains",
     "datasets",
     "distill_chain",
     "export",
+    "function_matching",
     "distillation_loss",
     "load_student",
     "losses",
