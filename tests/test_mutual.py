@@ -118,7 +118,7 @@ def test_jit_compile_matches_graph(data):
         model = kd_keras.MutualLearning(students)
         model.compile("adam", metrics=["accuracy"], jit_compile=jit)
         history = model.fit(
-            x, y, epochs=2, batch_size=32, shuffle=False, verbose=0
+            x, y, epochs=1, batch_size=32, shuffle=False, verbose=0
         )
         results.append((history.history, [s.get_weights() for s in students]))
     (graph_logs, graph), (xla_logs, xla) = results
