@@ -138,7 +138,6 @@ class EnsembleAverage(keras.layers.Layer):
                 f"{name} has {len(values)} entries for {count} inputs. "
                 f"Received: {name}={values}"
             )
-        return values
 
     def build(self, input_shape):
         count = len(input_shape)
