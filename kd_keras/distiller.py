@@ -18,72 +18,19 @@ from kd_keras.hyperparameters import (
     check_weight,
 )
 from kd_keras.metrics import TeacherAgreement
-from kd_keras.outputs import output_activation, to_logits
+from kd_keras.outputs import (
+    check_models,
+    label_loss,
+    output_activation,
+    output_shape,
+    to_logits,
+)
 
 _DEFAULT_TEMPERATURE = 4.0
 
 
-def _output_shape(model):
-    outputs = getattr(model, "outputs", None)
-    if not outputs:
-        return None
-    if len(outputs) > 1:
-        raise ValueError(
-            "The Distiller takes models with one output. "
-            f"Received: {model.name!r} with {len(outputs)} outputs."
-        )
-    return tuple(outputs[0].shape[1:])
-
-
-def _check_model(name, model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"{name} must be a keras.Model. "
-            f"Received: {name}={model!r} of type {type(model).__name__}"
-        )
-
-
-def _check_models(teacher, student):
-    _check_model("teacher", teacher)
-    _check_model("student", student)
-    if teacher is student:
-        raise ValueError(
-            "teacher and student must be different models; distilling a "
-            "model into itself trains nothing. Clone it with "
-            "keras.models.clone_model for self-distillation."
-        )
-    if student.built and not student.trainable_weights:
-        raise ValueError(
-            f"The student {student.name!r} has no trainable weights. "
-            "Set student.trainable = True or pass an untrained student."
-        )
-    teacher_shape, student_shape = (
-        _output_shape(teacher),
-        _output_shape(student),
-    )
-    if None not in (teacher_shape, student_shape) and (
-        teacher_shape != student_shape
-    ):
-        raise ValueError(
-            "teacher and student outputs must have the same shape. "
-            f"Received: teacher output {teacher_shape}, "
-            f"student output {student_shape}."
-        )
-    return student_shape
-
-
-class _PerSampleLoss(keras.losses.Loss):
-    """A loss function `fn(y_true, y_pred)` with Keras' reductions."""
-
-    def __init__(self, fn):
-        super().__init__(name=getattr(fn, "__name__", "loss"))
-        self.fn = fn
-
-    def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
-
-
-def _replica_count():
+def replica_count():
+    """Number of replicas of the current `tf.distribute` strategy."""
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
@@ -114,6 +61,27 @@ def _overrides(obj, base, method):
     return getattr(type(obj), method) is not getattr(base, method)
 
 
+class StudentLossConfig:
+    """Mixin saving a model's `student_loss_fn` with its compile config.
+
+    For models that keep their hard-label loss themselves instead of
+    passing it to `keras.Model.compile`.
+    """
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and self.student_loss_fn is not None:
+            config["loss"] = keras.saving.serialize_keras_object(
+                self.student_loss_fn
+            )
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
 class _Views:
     """The teacher and student models that also return named layers.
 
@@ -139,7 +107,7 @@ class _EpochHooks(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class Distiller(keras.Model):
+class Distiller(StudentLossConfig, keras.Model):
     """Trains a student model to reproduce a frozen teacher.
 
     `train_step` runs the teacher (`training=False`, outside the gradient
@@ -229,7 +197,7 @@ class Distiller(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        output_shape = _check_models(teacher, student)
+        output_shape = check_models(teacher, student)
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
@@ -421,7 +389,7 @@ class Distiller(keras.Model):
                 temperature=temperature or self.temperature or 1.0,
             )
         self._check_distillation_loss(
-            loss, _DEFAULT_TEMPERATURE, _output_shape(self.student)
+            loss, _DEFAULT_TEMPERATURE, output_shape(self.student)
         )
         self.distillation_loss = loss
         self.distillation_loss_weights = [1.0]
@@ -429,37 +397,10 @@ class Distiller(keras.Model):
         self._build_views()
         self._term_trackers = []
 
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config and self.student_loss_fn is not None:
-            config["loss"] = keras.saving.serialize_keras_object(
-                self.student_loss_fn
-            )
-        return config
-
-    def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def _student_loss(self, y, outputs, sample_weight):
-        loss_fn = self.student_loss_fn
-        if loss_fn is None:
-            from_logits = self._student_activation != "softmax"
-            if outputs.shape[-1] == 1:
-                loss_fn = keras.losses.MeanSquaredError()
-            elif len(y.shape) == len(outputs.shape) and (
-                y.shape[-1] == outputs.shape[-1]
-            ):
-                loss_fn = keras.losses.CategoricalCrossentropy(
-                    from_logits=from_logits
-                )
-            else:
-                loss_fn = keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=from_logits
-                )
-        elif not isinstance(loss_fn, keras.losses.Loss):
-            loss_fn = _PerSampleLoss(loss_fn)
+        loss_fn = label_loss(
+            self.student_loss_fn, y, outputs, self._student_activation
+        )
         return ops.cast(loss_fn(y, outputs, sample_weight), "float32")
 
     def teacher_outputs(self, x):
@@ -534,7 +475,7 @@ class Distiller(keras.Model):
             total = self._alpha * hard + (1.0 - self._alpha) * distillation
         if self.student.losses:
             regularization = ops.cast(ops.sum(self.student.losses), "float32")
-            total = total + regularization / _replica_count()
+            total = total + regularization / replica_count()
         return total, hard, distillation, terms
 
     def _report(
@@ -550,7 +491,7 @@ class Distiller(keras.Model):
         )
         for tracker, value in trackers:
             tracker.update_state(
-                value * _replica_count(), sample_weight=batch_size
+                value * replica_count(), sample_weight=batch_size
             )
         if self._is_classifier:
             self.teacher_agreement.update_state(
@@ -587,7 +528,7 @@ class Distiller(keras.Model):
         """The teacher's outputs: decoded from the cache, or computed."""
         if stored is None:
             return self.teacher_outputs(x)
-        return teacher_cache.decode(stored, _output_shape(self.teacher)[-1])
+        return teacher_cache.decode(stored, output_shape(self.teacher)[-1])
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -626,7 +567,7 @@ class Distiller(keras.Model):
         """Integer labels outside [0, classes) fail here, not in the graph."""
         if not isinstance(y, np.ndarray) or not self._is_classifier:
             return
-        classes = _output_shape(self.student)
+        classes = output_shape(self.student)
         if classes is None or not np.issubdtype(y.dtype, np.integer):
             return
         if y.size and (y.min() < 0 or y.max() >= classes[-1]):

@@ -1,4 +1,4 @@
-"""What a model's output is: logits, softmax or sigmoid probabilities."""
+"""Models' outputs: their activation, shape, logits and hard-label loss."""
 
 import keras
 from keras import ops
@@ -45,3 +45,104 @@ def to_logits(outputs, activation):
         p = ops.clip(outputs, _MIN_PROBABILITY, 1.0 - _MIN_PROBABILITY)
         return ops.log(p) - ops.log1p(-p)
     return outputs
+
+
+def default_label_loss(labels, outputs, activation):
+    """The hard-label loss for `outputs` when none is given.
+
+    Mean squared error for single-unit outputs; otherwise categorical
+    cross-entropy for one-hot `labels` and sparse categorical cross-entropy
+    for integer labels, from logits unless `activation` is `"softmax"`.
+
+    Args:
+        labels: The labels (their shape decides one-hot or integer).
+        outputs: The model's outputs.
+        activation: The output activation, from `output_activation`.
+
+    Returns:
+        A `keras.losses.Loss`.
+    """
+    if outputs.shape[-1] == 1:
+        return keras.losses.MeanSquaredError()
+    from_logits = activation != "softmax"
+    if len(labels.shape) == len(outputs.shape) and (
+        labels.shape[-1] == outputs.shape[-1]
+    ):
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+
+def output_shape(model):
+    """Shape of `model`'s one output without the batch axis, or `None`."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs:
+        return None
+    if len(outputs) > 1:
+        raise ValueError(
+            "The Distiller takes models with one output. "
+            f"Received: {model.name!r} with {len(outputs)} outputs."
+        )
+    return tuple(outputs[0].shape[1:])
+
+
+def check_model(name, model):
+    """Raises a `TypeError` naming `name` unless `model` is a Keras model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"{name} must be a keras.Model. "
+            f"Received: {name}={model!r} of type {type(model).__name__}"
+        )
+
+
+def check_models(teacher, student):
+    """Checks a teacher and student pair; returns their output shape."""
+    check_model("teacher", teacher)
+    check_model("student", student)
+    if teacher is student:
+        raise ValueError(
+            "teacher and student must be different models; distilling a "
+            "model into itself trains nothing. Clone it with "
+            "keras.models.clone_model for self-distillation."
+        )
+    if student.built and not student.trainable_weights:
+        raise ValueError(
+            f"The student {student.name!r} has no trainable weights. "
+            "Set student.trainable = True or pass an untrained student."
+        )
+    teacher_shape, student_shape = (
+        output_shape(teacher),
+        output_shape(student),
+    )
+    if None not in (teacher_shape, student_shape) and (
+        teacher_shape != student_shape
+    ):
+        raise ValueError(
+            "teacher and student outputs must have the same shape. "
+            f"Received: teacher output {teacher_shape}, "
+            f"student output {student_shape}."
+        )
+    return student_shape
+
+
+class _PerSampleLoss(keras.losses.Loss):
+    """A loss function `fn(y_true, y_pred)` with Keras' reductions."""
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def label_loss(loss_fn, labels, outputs, activation):
+    """The hard-label loss as a `keras.losses.Loss`.
+
+    `loss_fn` as given (a plain function `fn(y_true, y_pred)` is wrapped
+    with Keras' reductions), or `default_label_loss` when it is `None`.
+    """
+    if loss_fn is None:
+        return default_label_loss(labels, outputs, activation)
+    if isinstance(loss_fn, keras.losses.Loss):
+        return loss_fn
+    return _PerSampleLoss(loss_fn)

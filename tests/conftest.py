@@ -42,6 +42,19 @@ def _seed():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs for the whole run.
+
+    Strategies created one after another in a process reuse collective
+    instance keys, and a second one fails with "Shape mismatch in the
+    collective instance"; a program uses one strategy.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2
+    return tf.distribute.MirroredStrategy(devices)
+
+
 @pytest.fixture
 def data():
     return make_data()

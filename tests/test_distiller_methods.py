@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import CLASSES
 from test_losses import np_kd
 from test_losses_dkd import np_dkd
@@ -196,10 +195,9 @@ def test_rkd_on_pooled_features_trains():
     assert history.history["rkd"][1] < history.history["rkd"][0]
 
 
-def test_feature_distillation_under_mirrored_strategy():
+def test_feature_distillation_under_mirrored_strategy(mirrored):
     x, y = image_data()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+    with mirrored.scope():
         distiller = fitnet_distiller()
     history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -135,9 +135,7 @@ def test_saturated_logits_stay_finite(jit_compile):
     assert 1 - np.max(np_softmax(t).astype("float32")) == 0
     y = np.array([0, 2])
     value = values(losses.dkd(t, s, y, temperature=1.0))
-    np.testing.assert_allclose(
-        value, np_dkd(t, s, y, 1.0, 8.0, 1.0), rtol=1e-4
-    )
+    np.testing.assert_allclose(value, np_dkd(t, s, y, 1.0, 8.0, 1.0), rtol=1e-4)
     compiled = tf.function(jit_compile=jit_compile)(
         lambda s: losses.dkd(t, s, y, temperature=1.0)
     )

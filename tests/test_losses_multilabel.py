@@ -63,9 +63,7 @@ def test_gradient(temperature):
         * (np_sigmoid(s / temperature) - np_sigmoid(t / temperature))
         / t.shape[-1]
     )
-    got = student_gradient(
-        lambda s: losses.multilabel_kd(t, s, temperature), s
-    )
+    got = student_gradient(lambda s: losses.multilabel_kd(t, s, temperature), s)
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 

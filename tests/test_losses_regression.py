@@ -40,9 +40,7 @@ def test_matches_numpy(delta):
     )
     expected = np_huber(t, s, delta)
     loss = losses.RegressionKD("huber", delta)
-    np.testing.assert_allclose(
-        values(loss.call(t, s)), expected, rtol=1e-5
-    )
+    np.testing.assert_allclose(values(loss.call(t, s)), expected, rtol=1e-5)
     np.testing.assert_allclose(float(loss(t, s)), expected.mean(), 1e-5)
 
 

@@ -23,9 +23,7 @@ def _norm_product(a, b, axis):
         ops.square(b), axis=axis
     )
     positive = squared > 0
-    return ops.where(
-        positive, ops.sqrt(ops.where(positive, squared, 1.0)), 0.0
-    )
+    return ops.where(positive, ops.sqrt(ops.where(positive, squared, 1.0)), 0.0)
 
 
 def _pearson(a, b, axis):
