@@ -154,7 +154,7 @@ def train(name, teacher, initial, x, y, args, seed, extra):
         )
         return trained[-1], 2
     if name == "dml":
-        peer = models.cnn_student(x.shape[1:], 10)
+        peer = models.cnn(x.shape[1:], 10, (8, 16), 32, "cnn_student_peer")
         cohort = mutual.MutualLearning([student, peer])
         cohort.compile(adam())
         cohort.fit(x, y, **fit_kwargs(args))

@@ -30,11 +30,20 @@ EXAMPLES = {
       --param teacher_layer=pool_1 --param student_layer=pool_1 \\
       --output fm_fitnet.h5
 
+  kd-keras distill --teacher fm_teacher.h5 --teacher other_teacher.h5 \\
+      --student cnn --dataset fashion_mnist --output fm_two_teachers.h5
+  kd-keras distill --teacher fm_teacher.h5 --student cnn \\
+      --dataset fashion_mnist --method takd --param assistant=cnn \\
+      --output fm_takd.h5
+
 methods (kd_keras.methods; --param sets the loss's own arguments and the
-weight of its term, e.g. --param weight=50):
+weight of its term, e.g. --param weight=50, or a scheme's parameters):
   kd, soft_ce, logit_mse, dkd, dist, multilabel, regression (logits);
   fitnet, at, rkd (features: --param teacher_layer=NAME
-  --param student_layer=NAME)""",
+  --param student_layer=NAME);
+  born_again (generations=2), takd (assistant=mlp|cnn|FILE),
+  dml (peers=1, no --teacher), function_matching (mixup_alpha=1.0,
+  shift=0.1): schemes, with Hinton KD at --temperature.""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
   kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5""",
@@ -45,7 +54,8 @@ weight of its term, e.g. --param weight=50):
   kd-keras export student.h5 --dataset digits --quantize int8 \\
       --output student_int8.tflite""",
 }
-# kd_keras.methods.METHODS, named here so that --help does not load Keras.
+# kd_keras.methods' METHODS and SCHEMES, named here so that --help does not
+# load Keras.
 METHODS = (
     "kd",
     "soft_ce",
@@ -57,6 +67,10 @@ METHODS = (
     "fitnet",
     "at",
     "rkd",
+    "born_again",
+    "takd",
+    "dml",
+    "function_matching",
 )
 
 
@@ -196,7 +210,20 @@ def _parser():
         "Trains a student (a .h5/.keras file, or a built-in 'mlp'/'cnn') "
         "from a teacher file and saves it as .h5 with a JSON card.",
     )
-    distill.add_argument("--teacher", required=True, type=Path)
+    distill.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        type=Path,
+        help="the teacher's .h5/.keras file; repeat for an ensemble of "
+        "teachers (not with --method dml)",
+    )
+    distill.add_argument(
+        "--teacher-average",
+        choices=("probabilities", "logits"),
+        default="probabilities",
+        help="how several teachers are averaged (default: probabilities)",
+    )
     distill.add_argument(
         "--student", required=True, help="a .h5/.keras file, or mlp or cnn"
     )
@@ -381,18 +408,50 @@ def _method_parameters(params):
     return parsed
 
 
+def _check_method(args, parameters):
+    """Bad --method/--param/--teacher values fail before data is loaded."""
+    from kd_keras import methods
+
+    if args.method in methods.SCHEMES:
+        methods.check_scheme(args.method, parameters)
+    else:
+        methods.distillation_losses(args.method, **parameters)
+    if (args.method == "dml") != (not args.teacher):
+        raise ValueError(
+            "dml trains students together without a teacher: drop --teacher."
+            if args.teacher
+            else f"--method {args.method} needs --teacher."
+        )
+
+
+def _teacher(args, x_train, y_train):
+    """The `--teacher` model, or the ensemble of several."""
+    from kd_keras import datasets, teachers
+    from kd_keras.saving import load_student
+
+    if not args.teacher:
+        return None
+    loaded = [load_student(path) for path in args.teacher]
+    for path, teacher in zip(args.teacher, loaded, strict=True):
+        datasets.check_fits(teacher, f"teacher {path}", x_train, y_train)
+    if len(loaded) == 1:
+        return loaded[0]
+    if len({teacher.name for teacher in loaded}) < len(loaded):
+        for i, teacher in enumerate(loaded):
+            teacher.name = f"teacher_{i}_{teacher.name}"
+    return teachers.ensemble(loaded, average=args.teacher_average)
+
+
 def _distill(args):
-    from kd_keras import datasets, demo
-    from kd_keras.methods import distillation_losses
+    from kd_keras import datasets, demo, methods
     from kd_keras.saving import load_student
 
     _check_outputs_free(args)
-    # Bad --param values fail here, before any data is loaded.
-    distillation_losses(args.method, **_method_parameters(args.param))
+    parameters = _method_parameters(args.param)
+    _check_method(args, parameters)
     data = datasets.load(args.dataset)
     (x_train, y_train), _ = data
-    teacher = load_student(args.teacher)
-    datasets.check_fits(teacher, "teacher", x_train, y_train)
+    teacher = _teacher(args, x_train, y_train)
     if args.student in ("mlp", "cnn"):
         student = demo.new_student(data, args.student, args.seed)
     else:
@@ -405,7 +464,6 @@ def _distill(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
     )
-    parameters = _method_parameters(args.param)
     settings = {
         "method": args.method,
         **{
@@ -413,23 +471,45 @@ def _distill(args):
             for key in ("temperature", "alpha", "epochs", "batch_size")
         },
         **parameters,
-        "teacher": str(args.teacher),
+        "teacher": [str(path) for path in args.teacher],
     }
-    losses, weights = distillation_losses(
-        args.method, defaults["temperature"], **parameters
-    )
-    demo.distill(
-        teacher,
-        student,
-        data,
-        settings["epochs"],
-        settings["batch_size"],
-        args.seed,
-        alpha=settings["alpha"],
-        distillation_loss=losses,
-        distillation_loss_weights=weights,
-        verbose=1,
-    )
+    if args.method in methods.SCHEMES:
+        import keras
+
+        keras.utils.set_random_seed(args.seed)
+        methods.train_scheme(
+            args.method,
+            teacher,
+            student,
+            x_train,
+            y_train,
+            alpha=settings["alpha"],
+            temperature=settings["temperature"],
+            fit_kwargs={
+                "epochs": settings["epochs"],
+                "batch_size": settings["batch_size"],
+                "validation_data": data[1],
+                "verbose": 1,
+            },
+            load=load_student,
+            **parameters,
+        )
+    else:
+        losses, weights = methods.distillation_losses(
+            args.method, settings["temperature"], **parameters
+        )
+        demo.distill(
+            teacher,
+            student,
+            data,
+            settings["epochs"],
+            settings["batch_size"],
+            args.seed,
+            alpha=settings["alpha"],
+            distillation_loss=losses,
+            distillation_loss_weights=weights,
+            verbose=1,
+        )
     _save_with_card(student, args, data, args.method, settings)
 
 

@@ -1,16 +1,22 @@
 """The distillation methods by name, for the command line and benchmarks.
 
-Each method is a loss of `kd_keras.losses` with the weight it gets against
-the other terms and the defaults of its paper. `distillation_losses("dkd",
-temperature=4.0, beta=8.0)` builds what `Distiller(distillation_loss=...,
-distillation_loss_weights=...)` takes.
+A loss method (`METHODS`) is a loss of `kd_keras.losses` with the weight it
+gets against the other terms and the defaults of its paper:
+`distillation_losses("dkd", temperature=4.0, beta=8.0)` builds what
+`Distiller(distillation_loss=..., distillation_loss_weights=...)` takes.
+A scheme (`SCHEMES`) trains differently: several models in turn or at once,
+or augmented batches; `train_scheme` runs one with Hinton KD.
 """
 
 import dataclasses
 import inspect
 import json
 
-from kd_keras import losses
+import keras
+
+from kd_keras import chains, losses, models
+from kd_keras.function_matching import FunctionMatching
+from kd_keras.mutual import MutualLearning
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,3 +122,131 @@ def distillation_losses(name, temperature=4.0, **parameters):
         return [method.loss(**arguments)], [weight]
     except TypeError as error:
         raise ValueError(f"{name}: {error}") from None
+
+
+SCHEMES = {
+    "born_again": "born-again generations of the student, each teaching "
+    "the next (generations=2)",
+    "takd": "teacher -> assistant -> student (assistant=mlp|cnn|FILE: the "
+    "built-in assistant or a model file)",
+    "dml": "deep mutual learning: the student and peers copies of it learn "
+    "together, no teacher (peers=1)",
+    "function_matching": "teacher and student on the same shifted, mixed-up "
+    "images, no labels (mixup_alpha=1.0, shift=0.1)",
+}
+_SCHEME_PARAMETERS = {
+    "born_again": {"generations": 2},
+    "takd": {"assistant": None},
+    "dml": {"peers": 1},
+    "function_matching": {"mixup_alpha": 1.0, "shift": 0.1},
+}
+
+
+def _scheme_parameters(name, parameters):
+    if name not in SCHEMES:
+        raise ValueError(
+            f"Unknown scheme {name!r}. Choose one of: {', '.join(SCHEMES)}."
+        )
+    defaults = _SCHEME_PARAMETERS[name]
+    unknown = set(parameters) - set(defaults)
+    if unknown:
+        raise ValueError(
+            f"{name} has no parameter {', '.join(sorted(unknown))}. Its "
+            f"parameters: {', '.join(defaults)}."
+        )
+    return {**defaults, **parameters}
+
+
+def check_scheme(name, parameters):
+    """Raises a `ValueError` for an unknown scheme or parameter."""
+    _scheme_parameters(name, parameters)
+
+
+def _copy_of(model, name):
+    copy = keras.models.clone_model(model)
+    copy.name = name
+    return copy
+
+
+def _assistant(assistant, student, load):
+    if assistant in models.ARCHITECTURES:
+        return models.build(
+            assistant,
+            "assistant",
+            student.inputs[0].shape[1:],
+            student.outputs[0].shape[-1],
+        )
+    if assistant is None:
+        raise ValueError(
+            "takd needs an assistant: --param assistant=mlp, cnn or a "
+            ".h5/.keras model file."
+        )
+    return load(assistant)
+
+
+def train_scheme(
+    name,
+    teacher,
+    student,
+    x,
+    y,
+    *,
+    alpha,
+    temperature,
+    fit_kwargs,
+    load=None,
+    **parameters,
+):
+    """Trains `student` with the scheme `name`; returns the trained student.
+
+    Args:
+        name: A key of `SCHEMES`.
+        teacher: The trained teacher (`None` for `"dml"`).
+        student: The student to train.
+        x: Training inputs.
+        y: Training labels.
+        alpha: Weight of the hard-label loss.
+        temperature: KD temperature.
+        fit_kwargs: Passed to every `fit`.
+        load: Function loading a model file (for `assistant=FILE`).
+        **parameters: The scheme's parameters (see `SCHEMES`).
+    """
+    parameters = _scheme_parameters(name, parameters)
+    if name == "dml":
+        peers = [
+            _copy_of(student, f"{student.name}_peer_{i + 1}")
+            for i in range(int(parameters["peers"]))
+        ]
+        cohort = MutualLearning([student, *peers], temperature=temperature)
+        cohort.compile("adam", metrics=["accuracy"])
+        cohort.fit(x, y, **fit_kwargs)
+        return student
+    if name == "function_matching":
+        shift = parameters["shift"]
+        matcher = FunctionMatching(
+            teacher,
+            student,
+            augmentation=keras.layers.RandomTranslation(shift, shift)
+            if len(student.inputs[0].shape) == 4 and shift
+            else None,
+            mixup_alpha=parameters["mixup_alpha"],
+            temperature=temperature,
+        )
+        matcher.compile("adam", metrics=["accuracy"])
+        matcher.fit(x, y, **fit_kwargs)
+        return student
+    chain = {
+        "compile_kwargs": {"optimizer": "adam", "metrics": ["accuracy"]},
+        "fit_kwargs": fit_kwargs,
+        "distiller_kwargs": {"alpha": alpha, "temperature": temperature},
+    }
+    if name == "born_again":
+        trained, _ = chains.born_again(
+            teacher, student, int(parameters["generations"]), x, y, **chain
+        )
+        # The last generation, with the student's weights in place.
+        student.set_weights(trained[-1].get_weights())
+        return student
+    assistant = _assistant(parameters["assistant"], student, load)
+    chains.teacher_assistant_chain(teacher, [assistant], student, x, y, **chain)
+    return student

@@ -88,21 +88,34 @@ def cnn_student(input_shape=(28, 28, 1), num_classes=10):
     return cnn(input_shape, num_classes, (8, 16), 32, "cnn_student")
 
 
+def mlp_assistant(input_shape, num_classes):
+    """A teacher assistant between the MLP teacher and student: 2x192."""
+    return mlp(input_shape, num_classes, (192, 192), name="mlp_assistant")
+
+
+def cnn_assistant(input_shape=(28, 28, 1), num_classes=10):
+    """A teacher assistant between the CNN teacher and student: 16-32+64."""
+    return cnn(input_shape, num_classes, (16, 32), 64, "cnn_assistant")
+
+
 ARCHITECTURES = ("mlp", "cnn")
 _BUILDERS = {
     ("mlp", "teacher"): mlp_teacher,
     ("mlp", "student"): mlp_student,
     ("cnn", "teacher"): cnn_teacher,
     ("cnn", "student"): cnn_student,
+    ("mlp", "assistant"): mlp_assistant,
+    ("cnn", "assistant"): cnn_assistant,
 }
 
 
 def build(architecture, role, input_shape, num_classes):
-    """The built-in `"teacher"` or `"student"` of an architecture.
+    """The built-in `"teacher"`, `"assistant"` or `"student"` model.
 
     Args:
         architecture: `"mlp"` or `"cnn"` (images only).
-        role: `"teacher"` or `"student"`.
+        role: `"teacher"`, `"assistant"` (between the two, for TAKD) or
+            `"student"`.
         input_shape: Shape of one sample.
         num_classes: Number of classes.
     """

@@ -358,6 +358,81 @@ def test_distill_with_a_method_and_its_parameters(
 
 
 @pytest.mark.parametrize(
+    "method, params, teachers",
+    [
+        ("born_again", ["generations=2"], 1),
+        ("takd", ["assistant=mlp"], 1),
+        ("dml", ["peers=1"], 0),
+        ("function_matching", ["mixup_alpha=0.5"], 1),
+        ("kd", [], 2),
+    ],
+)
+def test_distill_with_a_scheme(workdir, teacher, method, params, teachers):
+    output = f"scheme_{method}_{teachers}.h5"
+    param_args = [arg for p in params for arg in ("--param", p)]
+    teacher_args = [
+        arg for _ in range(teachers) for arg in ("--teacher", teacher)
+    ]
+    result = kd_keras(
+        "distill",
+        *teacher_args,
+        "--student",
+        "mlp",
+        "--dataset",
+        "tiny.npz",
+        "--epochs",
+        "2",
+        "--method",
+        method,
+        *param_args,
+        "--output",
+        output,
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    card = json.loads((workdir / output).with_suffix(".json").read_text())
+    assert card["method"] == method
+    assert len(card["hyperparameters"]["teacher"]) == teachers
+    assert kd_keras_load(workdir / output).name == "mlp_student"
+
+
+@pytest.mark.parametrize(
+    "method, params, teachers, message",
+    [
+        ("dml", [], 1, "without a teacher: drop --teacher"),
+        ("kd", [], 0, "--method kd needs --teacher"),
+        ("takd", ["size=2"], 1, "takd has no parameter size"),
+        ("born_again", ["generations=0"], 1, "generations"),
+    ],
+)
+def test_bad_schemes(
+    workdir, teacher, capsys, method, params, teachers, message
+):
+    param_args = [arg for p in params for arg in ("--param", p)]
+    teacher_args = [
+        arg for _ in range(teachers) for arg in ("--teacher", teacher)
+    ]
+    status, err = run_main(
+        capsys,
+        "distill",
+        *teacher_args,
+        "--student",
+        "mlp",
+        "--dataset",
+        workdir / "tiny.npz",
+        "--epochs",
+        "1",
+        "--method",
+        method,
+        *param_args,
+        "--output",
+        workdir / "never.h5",
+    )
+    assert status == 1 and message in err
+    assert not (workdir / "never.h5").exists()
+
+
+@pytest.mark.parametrize(
     "params, message",
     [
         (["beta"], "--param takes KEY=VALUE"),
@@ -387,6 +462,6 @@ def test_bad_method_parameters(workdir, teacher, capsys, params, message):
 
 
 def test_the_command_line_lists_every_method():
-    from kd_keras.methods import METHODS
+    from kd_keras.methods import METHODS, SCHEMES
 
-    assert cli.METHODS == tuple(METHODS)
+    assert cli.METHODS == (*METHODS, *SCHEMES)
