@@ -13,7 +13,7 @@ import numbers
 import keras
 
 from kd_keras.distiller import Distiller
-from kd_keras.outputs import check_model, check_models
+from kd_keras.outputs import check_model, check_model_list, check_models
 
 
 def _check_kwargs(name, kwargs):
@@ -29,17 +29,7 @@ def _check_kwargs(name, kwargs):
 
 def _check_chain(teacher, students):
     check_model("teacher", teacher)
-    if isinstance(students, keras.Model) or not isinstance(
-        students, (list, tuple)
-    ):
-        raise TypeError(
-            "students must be a list of keras.Model. "
-            f"Received: students={students!r}"
-        )
-    if not students:
-        raise ValueError("students must not be empty. Received: students=[]")
-    for i, student in enumerate(students):
-        check_model(f"students[{i}]", student)
+    check_model_list("students", students)
     chain = [teacher, *students]
     if len({id(model) for model in chain}) < len(chain):
         raise ValueError(
@@ -288,13 +278,7 @@ def teacher_assistant_chain(
         - [Mirzadeh et al., 2020, Improved Knowledge Distillation via
           Teacher Assistant](https://arxiv.org/abs/1902.03393)
     """
-    if isinstance(assistants, keras.Model) or not isinstance(
-        assistants, (list, tuple)
-    ):
-        raise TypeError(
-            "assistants must be a list of keras.Model. "
-            f"Received: assistants={assistants!r}"
-        )
+    check_model_list("assistants", assistants, minimum=0)
     check_model("student", student)
     return distill_chain(
         teacher,

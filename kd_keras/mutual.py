@@ -9,7 +9,7 @@ from kd_keras import saving
 from kd_keras.distiller import StudentLossConfig, replica_count
 from kd_keras.hyperparameters import check_temperature
 from kd_keras.outputs import (
-    check_model,
+    check_model_list,
     label_loss,
     output_activation,
     to_logits,
@@ -17,20 +17,8 @@ from kd_keras.outputs import (
 
 
 def _check_students(students):
-    if isinstance(students, keras.Model) or not isinstance(
-        students, (list, tuple)
-    ):
-        raise TypeError(
-            "students must be a list of keras.Model. "
-            f"Received: students={students!r}"
-        )
-    if len(students) < 2:
-        raise ValueError(
-            "MutualLearning needs at least 2 students. "
-            f"Received: {len(students)} student(s)."
-        )
+    check_model_list("students", students, minimum=2)
     for i, student in enumerate(students):
-        check_model(f"students[{i}]", student)
         if student.built and not student.trainable_weights:
             raise ValueError(
                 f"students[{i}] ({student.name!r}) has no trainable weights."

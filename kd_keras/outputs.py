@@ -94,6 +94,25 @@ def check_model(name, model):
         )
 
 
+def check_model_list(name, models, minimum=1):
+    """Raises unless `models` is a list or tuple of `minimum` or more models.
+
+    A `TypeError` names `name`, or `name[i]` for an element that is not a
+    Keras model; a `ValueError` says how many models are needed.
+    """
+    if not isinstance(models, (list, tuple)):
+        raise TypeError(
+            f"{name} must be a list of keras.Model. Received: {name}={models!r}"
+        )
+    if len(models) < minimum:
+        raise ValueError(
+            f"{name} must list at least {minimum} keras.Model. "
+            f"Received: {name}={models!r}"
+        )
+    for i, model in enumerate(models):
+        check_model(f"{name}[{i}]", model)
+
+
 def check_models(teacher, student):
     """Checks a teacher and student pair; returns their output shape."""
     check_model("teacher", teacher)

@@ -13,7 +13,7 @@ import keras
 from keras import ops
 
 from kd_keras.hyperparameters import check_non_negative
-from kd_keras.outputs import check_model, output_activation, to_logits
+from kd_keras.outputs import check_model_list, output_activation, to_logits
 
 AVERAGES = ("probabilities", "logits")
 
@@ -208,17 +208,7 @@ def _signature(model, role):
 
 
 def _check_teachers(teachers):
-    if isinstance(teachers, keras.Model) or not isinstance(
-        teachers, (list, tuple)
-    ):
-        raise TypeError(
-            "teachers must be a list of keras.Model. "
-            f"Received: teachers={teachers!r}"
-        )
-    if not teachers:
-        raise ValueError("teachers must not be empty. Received: teachers=[]")
-    for i, teacher in enumerate(teachers):
-        check_model(f"teachers[{i}]", teacher)
+    check_model_list("teachers", teachers)
     names = {}
     for teacher in teachers:
         if names.setdefault(teacher.name, teacher) is not teacher:

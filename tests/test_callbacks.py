@@ -6,6 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from test_cache import CountingDistiller
 from test_distiller import expected_loss
 
 import kd_keras
@@ -84,16 +85,6 @@ def test_schedules_refuse_bad_epochs(schedule):
         schedule(-1)
     with pytest.raises(TypeError, match="epoch=1.0"):
         schedule(1.0)
-
-
-class CountingDistiller(kd_keras.Distiller):
-    """Counts the traces of its training step: Python runs only then."""
-
-    traces = 0
-
-    def train_step(self, data):
-        type(self).traces += 1
-        return super().train_step(data)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

@@ -142,7 +142,7 @@ def test_bad_generations(teacher, student, data, generations, error):
 
 def test_bad_students(teacher, student, data):
     x, y = data
-    with pytest.raises(ValueError, match="must not be empty"):
+    with pytest.raises(ValueError, match="students must list at least 1"):
         kd_keras.distill_chain(teacher, [], x, y)
     with pytest.raises(TypeError, match="students must be a list"):
         kd_keras.distill_chain(teacher, student, x, y)
@@ -154,6 +154,8 @@ def test_bad_students(teacher, student, data):
         kd_keras.distill_chain(teacher, [student, teacher], x, y)
     with pytest.raises(TypeError, match="assistants must be a list"):
         kd_keras.teacher_assistant_chain(teacher, student, student, x, y)
+    with pytest.raises(TypeError, match=r"assistants\[0\] must be a keras"):
+        kd_keras.teacher_assistant_chain(teacher, ["a"], student, x, y)
 
 
 def test_mismatch_late_in_the_chain_fails_before_training(teacher, data):

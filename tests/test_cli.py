@@ -23,6 +23,22 @@ def kd_keras(*args, cwd):
     )
 
 
+def distill_args(teacher, dataset, *options, params=()):
+    """`kd-keras distill` of `teacher` into an `mlp` student on `dataset`,
+    with `options` and a `--param` for each of `params`."""
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "mlp",
+        "--dataset",
+        dataset,
+        *options,
+        *(arg for param in params for arg in ("--param", param)),
+    ]
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A folder with a small learnable dataset as a .npz file."""
@@ -68,21 +84,18 @@ def test_train_teacher_writes_model_and_card(teacher):
 @pytest.fixture(scope="module")
 def student(workdir, teacher):
     result = kd_keras(
-        "distill",
-        "--teacher",
-        teacher,
-        "--student",
-        "mlp",
-        "--dataset",
-        "tiny.npz",
-        "--epochs",
-        "15",
-        "--temperature",
-        "2",
-        "--alpha",
-        "0.5",
-        "--output",
-        "student.h5",
+        *distill_args(
+            teacher,
+            "tiny.npz",
+            "--epochs",
+            "15",
+            "--temperature",
+            "2",
+            "--alpha",
+            "0.5",
+            "--output",
+            "student.h5",
+        ),
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
@@ -194,17 +207,7 @@ def run_main(capsys, *args):
         ),
         (("evaluate", "corrupt.h5"), "corrupt"),
         (
-            (
-                "distill",
-                "--teacher",
-                "teacher.h5",
-                "--student",
-                "mlp",
-                "--dataset",
-                "digits",
-                "--output",
-                "x.h5",
-            ),
+            distill_args("teacher.h5", "digits", "--output", "x.h5"),
             r"takes inputs of shape \(6,\), but the dataset's samples have "
             r"shape \(64,\)",
         ),
@@ -333,22 +336,18 @@ def test_distill_with_a_method_and_its_parameters(
     workdir, teacher, method, params, expected
 ):
     output = f"{method}.h5"
-    param_args = [arg for p in params for arg in ("--param", p)]
     result = kd_keras(
-        "distill",
-        "--teacher",
-        teacher,
-        "--student",
-        "mlp",
-        "--dataset",
-        "tiny.npz",
-        "--epochs",
-        "3",
-        "--method",
-        method,
-        *param_args,
-        "--output",
-        output,
+        *distill_args(
+            teacher,
+            "tiny.npz",
+            "--epochs",
+            "3",
+            "--method",
+            method,
+            "--output",
+            output,
+            params=params,
+        ),
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
@@ -441,21 +440,17 @@ def test_bad_schemes(
     ],
 )
 def test_bad_method_parameters(workdir, teacher, capsys, params, message):
-    param_args = [arg for p in params for arg in ("--param", p)]
     status, err = run_main(
         capsys,
-        "distill",
-        "--teacher",
-        teacher,
-        "--student",
-        "mlp",
-        "--dataset",
-        workdir / "tiny.npz",
-        "--method",
-        "dkd",
-        *param_args,
-        "--output",
-        workdir / "never.h5",
+        *distill_args(
+            teacher,
+            workdir / "tiny.npz",
+            "--method",
+            "dkd",
+            "--output",
+            workdir / "never.h5",
+            params=params,
+        ),
     )
     assert status == 1 and message in err
     assert not (workdir / "never.h5").exists()

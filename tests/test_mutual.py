@@ -200,7 +200,7 @@ def test_save_student(data, tmp_path, suffix):
 
 
 def test_at_least_two_students():
-    with pytest.raises(ValueError, match="at least 2 students"):
+    with pytest.raises(ValueError, match="students must list at least 2"):
         kd_keras.MutualLearning([make_mlp(4, "a")])
     with pytest.raises(TypeError, match="students must be a list"):
         kd_keras.MutualLearning(make_mlp(4, "a"))

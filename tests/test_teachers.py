@@ -167,7 +167,7 @@ def test_multiple_inputs_are_shared():
 
 
 def test_teachers_must_be_a_non_empty_list_of_models(teacher):
-    with pytest.raises(ValueError, match="must not be empty"):
+    with pytest.raises(ValueError, match="teachers must list at least 1"):
         kd_teachers.ensemble([])
     with pytest.raises(TypeError, match="teachers must be a list"):
         kd_teachers.ensemble(teacher)
