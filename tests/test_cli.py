@@ -24,12 +24,13 @@ def kd_keras(*args, cwd):
 
 
 def distill_args(teacher, dataset, *options, params=()):
-    """`kd-keras distill` of `teacher` into an `mlp` student on `dataset`,
-    with `options` and a `--param` for each of `params`."""
+    """`kd-keras distill` of `teacher` (a path, or a list of paths) into an
+    `mlp` student on `dataset`, with `options` and a `--param` for each of
+    `params`."""
+    teachers = teacher if isinstance(teacher, list) else [teacher]
     return [
         "distill",
-        "--teacher",
-        teacher,
+        *(arg for path in teachers for arg in ("--teacher", path)),
         "--student",
         "mlp",
         "--dataset",
@@ -368,24 +369,18 @@ def test_distill_with_a_method_and_its_parameters(
 )
 def test_distill_with_a_scheme(workdir, teacher, method, params, teachers):
     output = f"scheme_{method}_{teachers}.h5"
-    param_args = [arg for p in params for arg in ("--param", p)]
-    teacher_args = [
-        arg for _ in range(teachers) for arg in ("--teacher", teacher)
-    ]
     result = kd_keras(
-        "distill",
-        *teacher_args,
-        "--student",
-        "mlp",
-        "--dataset",
-        "tiny.npz",
-        "--epochs",
-        "2",
-        "--method",
-        method,
-        *param_args,
-        "--output",
-        output,
+        *distill_args(
+            [teacher] * teachers,
+            "tiny.npz",
+            "--epochs",
+            "2",
+            "--method",
+            method,
+            "--output",
+            output,
+            params=params,
+        ),
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
@@ -407,25 +402,19 @@ def test_distill_with_a_scheme(workdir, teacher, method, params, teachers):
 def test_bad_schemes(
     workdir, teacher, capsys, method, params, teachers, message
 ):
-    param_args = [arg for p in params for arg in ("--param", p)]
-    teacher_args = [
-        arg for _ in range(teachers) for arg in ("--teacher", teacher)
-    ]
     status, err = run_main(
         capsys,
-        "distill",
-        *teacher_args,
-        "--student",
-        "mlp",
-        "--dataset",
-        workdir / "tiny.npz",
-        "--epochs",
-        "1",
-        "--method",
-        method,
-        *param_args,
-        "--output",
-        workdir / "never.h5",
+        *distill_args(
+            [teacher] * teachers,
+            workdir / "tiny.npz",
+            "--epochs",
+            "1",
+            "--method",
+            method,
+            "--output",
+            workdir / "never.h5",
+            params=params,
+        ),
     )
     assert status == 1 and message in err
     assert not (workdir / "never.h5").exists()

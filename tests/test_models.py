@@ -11,6 +11,7 @@ from kd_keras import models
         (models.mlp_teacher, (64,), [256, 256, 256]),
         (models.mlp_student, (64,), [128]),
         (models.mlp_student, (8, 8), [128]),
+        (models.mlp_assistant, (64,), [192, 192]),
     ],
 )
 def test_mlp_architectures(build, input_shape, hidden):
@@ -33,6 +34,13 @@ def test_cnn_pair_returns_logits_and_student_is_smaller():
     assert teacher(x).shape == student(x).shape == (2, 10)
     assert teacher.layers[-1].activation is keras.activations.linear
     assert student.count_params() * 10 < teacher.count_params()
+    assistant = models.cnn_assistant()
+    assert assistant(x).shape == (2, 10)
+    assert (
+        student.count_params()
+        < assistant.count_params()
+        < teacher.count_params()
+    )
 
 
 def test_build_by_name_and_bad_names():
