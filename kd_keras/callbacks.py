@@ -10,27 +10,18 @@ retracing, also with `jit_compile=True`.
 
 import bisect
 import math
-import numbers
 
 import keras
 
-from kd_keras.hyperparameters import Hyperparameter, check_number
-
-
-def _check_integer(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an integer. Received: {name}={value!r}"
-        )
-    if value < minimum:
-        raise ValueError(
-            f"{name} must be >= {minimum}. Received: {name}={value}"
-        )
-    return int(value)
+from kd_keras.hyperparameters import (
+    Hyperparameter,
+    check_integer,
+    check_number,
+)
 
 
 def _check_epoch(epoch):
-    return _check_integer("epoch", epoch, 0)
+    return check_integer("epoch", epoch, 0)
 
 
 def constant(value):
@@ -64,7 +55,7 @@ def _ramp(start, end, epochs, shape):
     """
     start = check_number("start", start)
     end = check_number("end", end)
-    last = _check_integer("epochs", epochs, 2) - 1
+    last = check_integer("epochs", epochs, 2) - 1
 
     def schedule(epoch):
         fraction = min(_check_epoch(epoch), last) / last
@@ -169,7 +160,7 @@ def step(values, boundaries):
         check_number(f"values[{i}]", value) for i, value in enumerate(values)
     ]
     boundaries = [
-        _check_integer(f"boundaries[{i}]", boundary, 1)
+        check_integer(f"boundaries[{i}]", boundary, 1)
         for i, boundary in enumerate(boundaries)
     ]
     if len(values) != len(boundaries) + 1:

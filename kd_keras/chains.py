@@ -8,11 +8,11 @@ teacher and a small student) are chains.
 """
 
 import collections.abc
-import numbers
 
 import keras
 
 from kd_keras.distiller import Distiller
+from kd_keras.hyperparameters import check_integer
 from kd_keras.outputs import check_model, check_model_list, check_models
 
 
@@ -205,19 +205,9 @@ def born_again(
           https://arxiv.org/abs/1805.04770)
     """
     check_model("student", student)
-    if isinstance(generations, bool) or not isinstance(
-        generations, numbers.Integral
-    ):
-        raise TypeError(
-            "generations must be an integer. "
-            f"Received: generations={generations!r}"
-        )
-    if generations < 1:
-        raise ValueError(
-            f"generations must be >= 1. Received: generations={generations}"
-        )
+    generations = check_integer("generations", generations, 1)
     clones = []
-    for k in range(1, int(generations) + 1):
+    for k in range(1, generations + 1):
         clone = keras.models.clone_model(student, recursive=True)
         clone.name = f"{student.name}_generation_{k}"
         clones.append(clone)

@@ -19,6 +19,19 @@ def check_number(name, value):
     return float(value)
 
 
+def check_integer(name, value, minimum):
+    """Returns `value` as an int `>= minimum`, or raises naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer. Received: {name}={value!r}"
+        )
+    if value < minimum:
+        raise ValueError(
+            f"{name} must be >= {minimum}. Received: {name}={value}"
+        )
+    return int(value)
+
+
 def check_positive(name, value):
     """Returns `value` as a float `> 0`, or raises naming `name`."""
     value = check_number(name, value)

@@ -9,6 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import kd_keras  # noqa: E402
+
 # Two logical CPUs so MirroredStrategy can be tested on one machine; this
 # must run before TensorFlow initialises its devices.
 tf.config.set_logical_device_configuration(
@@ -33,6 +35,17 @@ def make_mlp(units, name, activation=None):
     h = keras.layers.Dense(units, activation="relu")(inputs)
     outputs = keras.layers.Dense(CLASSES, activation=activation)(h)
     return keras.Model(inputs, outputs, name=name)
+
+
+class CountingDistiller(kd_keras.Distiller):
+    """Counts the traces of its train step."""
+
+    traces = 0
+
+    def train_step(self, data):
+        # Python code in a compiled step runs only while tracing.
+        CountingDistiller.traces += 1
+        return super().train_step(data)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, make_mlp
+from conftest import CLASSES, CountingDistiller, make_mlp
 from test_losses import np_kd, np_softmax
 
 import kd_keras
@@ -192,15 +192,6 @@ def test_bad_storage_arguments():
         kd_keras.TeacherCache("int8")
     with pytest.raises(ValueError, match="top_k"):
         kd_keras.TeacherCache(top_k=0)
-
-
-class CountingDistiller(kd_keras.Distiller):
-    traces = 0
-
-    def train_step(self, data):
-        # Python code in a compiled step runs only while tracing.
-        CountingDistiller.traces += 1
-        return super().train_step(data)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from test_cache import CountingDistiller
+from conftest import CountingDistiller
 from test_distiller import expected_loss
 
 import kd_keras
