@@ -78,11 +78,12 @@ class TeacherCache:
         """
         logits, *features = outputs
         stored = {
-            f"feature_{i}": f.astype(self.dtype) for i, f in enumerate(features)
+            f"feature_{i}": f.astype(self.dtype, copy=False)
+            for i, f in enumerate(features)
         }
         classes = logits.shape[-1]
         if self.top_k is None or self.top_k >= classes:
-            return {"logits": logits.astype(self.dtype), **stored}
+            return {"logits": logits.astype(self.dtype, copy=False), **stored}
         indices = np.argpartition(-logits, self.top_k - 1, axis=-1)
         indices = indices[..., : self.top_k]
         values = np.take_along_axis(logits, indices, axis=-1)
@@ -137,10 +138,10 @@ def check_cache(cache):
 
 
 def is_in_memory(x):
-    """Whether `x` is an array, a tensor, or a structure of them."""
+    """Whether `x` is an array, a dense tensor, or a structure of them."""
     leaves = keras.tree.flatten(x)
     return bool(leaves) and all(
-        isinstance(leaf, np.ndarray) or tf.is_tensor(leaf) for leaf in leaves
+        isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves
     )
 
 
@@ -170,22 +171,38 @@ def _concatenate(batches):
     return [np.concatenate(parts) for parts in zip(*batches, strict=True)]
 
 
-def outputs_of_arrays(teacher_outputs, x, batch_size, verbose):
-    """`teacher_outputs` over in-memory `x`, in order, as numpy arrays."""
+def cache_arrays(x, teacher_outputs, storage, batch_size, verbose):
+    """`x` packed with its teacher outputs, computed in order.
+
+    The outputs are written into arrays allocated once, the features
+    directly in `storage.dtype`, so the peak memory is about the cache's.
+
+    Returns:
+        `(packed x, stored outputs, number of classes)`.
+    """
     samples = len(keras.tree.flatten(x)[0])
     starts = range(0, samples, batch_size)
     progress = _progress(len(starts), verbose, f"{samples} samples")
-    batches = []
+    arrays = None
     for step, start in enumerate(starts, 1):
         batch = keras.tree.map_structure(
             lambda a, s=start: a[s : s + batch_size], x
         )
-        batches.append(
-            [ops.convert_to_numpy(o) for o in teacher_outputs(batch)]
-        )
+        outputs = [ops.convert_to_numpy(o) for o in teacher_outputs(batch)]
+        if arrays is None:
+            arrays = [
+                np.empty(
+                    (samples, *o.shape[1:]),
+                    "float32" if i == 0 else storage.dtype,
+                )
+                for i, o in enumerate(outputs)
+            ]
+        for array, output in zip(arrays, outputs, strict=True):
+            array[start : start + len(output)] = output
         if progress:
             progress.update(step)
-    return _concatenate(batches)
+    stored = storage.encode(arrays)
+    return pack(x, stored), stored, arrays[0].shape[-1]
 
 
 def fingerprint(x):
@@ -207,11 +224,20 @@ def _keys(dataset):
 
 
 def check_finite(dataset):
-    if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+    cardinality = dataset.cardinality()
+    if cardinality == tf.data.INFINITE_CARDINALITY:
         raise ValueError(
             "Teacher outputs can only be cached for a finite dataset; this "
             "one repeats forever. Cache before .repeat(), or pass "
             "cache=False to run the teacher at every step."
+        )
+    if cardinality == tf.data.UNKNOWN_CARDINALITY:
+        raise ValueError(
+            "Teacher outputs can only be cached for a finite dataset, and "
+            "this one's length is unknown (a generator, or a filter): it "
+            "may never end. If it is finite, state its length with "
+            "dataset.apply(tf.data.experimental.assert_cardinality(n)); "
+            "otherwise pass cache=False."
         )
 
 
@@ -222,10 +248,11 @@ def keyed_dataset(dataset, teacher_outputs, storage, verbose):
     teacher-free pass that the pipeline yields the same inputs again.
 
     Returns:
-        `(dataset, stored)`: the keyed dataset and the stored outputs.
+        `(keyed dataset, stored outputs, number of classes)`.
 
     Raises:
-        ValueError: If the dataset repeats forever, or if its inputs change
+        ValueError: If the dataset repeats forever or its length is
+            unknown, or if its inputs change
             between passes (random augmentation), where cached outputs would
             belong to inputs the student never sees.
     """
@@ -251,7 +278,8 @@ def keyed_dataset(dataset, teacher_outputs, storage, verbose):
             "student never sees. Pass cache=False (or 'auto') to run the "
             "teacher at every step, or augment inside the model."
         )
-    stored = storage.encode([o[first] for o in _concatenate(batches)])
+    outputs = [o[first] for o in _concatenate(batches)]
+    stored = storage.encode(outputs)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant(unique), tf.range(len(unique), dtype=tf.int64)
@@ -272,4 +300,5 @@ def keyed_dataset(dataset, teacher_outputs, storage, verbose):
             pack(x, outputs), y, sample_weight
         )
 
-    return dataset.map(attach, num_parallel_calls=tf.data.AUTOTUNE), stored
+    keyed = dataset.map(attach, num_parallel_calls=tf.data.AUTOTUNE)
+    return keyed, stored, outputs[0].shape[-1]

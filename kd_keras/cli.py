@@ -470,7 +470,7 @@ def _distill(args):
             key: defaults[key]
             for key in ("temperature", "alpha", "epochs", "batch_size")
         },
-        **parameters,
+        "parameters": parameters,
         "teacher": [str(path) for path in args.teacher],
     }
     if args.method in methods.SCHEMES:

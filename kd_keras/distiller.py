@@ -27,6 +27,8 @@ from kd_keras.outputs import (
 )
 
 _DEFAULT_TEMPERATURE = 4.0
+# Under cache="auto", features larger than this (float32) run online.
+_AUTO_CACHE_BYTES = 2**30
 
 
 def replica_count():
@@ -42,7 +44,10 @@ def _as_list(distillation_loss, weights):
         raise ValueError("distillation_loss must not be an empty list.")
     if weights is None:
         return losses, [1.0] * len(losses)
-    weights = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    if isinstance(weights, np.ndarray):
+        weights = weights.ravel().tolist()
+    elif not isinstance(weights, (list, tuple)):
+        weights = [weights]
     if len(weights) != len(losses):
         raise ValueError(
             "distillation_loss_weights must have one weight per loss. "
@@ -158,7 +163,8 @@ class Distiller(StudentLossConfig, keras.Model):
             losses, one per loss. Defaults to `None`, all `1.0`.
         cache: When to compute the teacher's outputs once per `fit` instead
             of at every step. `"auto"`: for inputs in memory (numpy arrays,
-            tensors), never for datasets or generators. `True`: also for a
+            dense tensors) whose cached features would take at most 1 GiB,
+            never for datasets or generators. `True`: also for a
             finite `tf.data.Dataset` whose inputs are the same on every
             pass (samples are keyed by their bytes, so shuffling is fine);
             a random pipeline raises a `ValueError`. A
@@ -225,6 +231,8 @@ class Distiller(StudentLossConfig, keras.Model):
         if self._is_classifier:
             self.teacher_agreement = TeacherAgreement()
         self.teacher_cache_nbytes = None
+        self._cached_classes = None
+        self._teacher_function = None
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
@@ -528,7 +536,7 @@ class Distiller(StudentLossConfig, keras.Model):
         """The teacher's outputs: decoded from the cache, or computed."""
         if stored is None:
             return self.teacher_outputs(x)
-        return teacher_cache.decode(stored, output_shape(self.teacher)[-1])
+        return teacher_cache.decode(stored, self._cached_classes)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -592,7 +600,21 @@ class Distiller(StudentLossConfig, keras.Model):
             )
         in_memory = teacher_cache.is_in_memory(x)
         if storage == "auto":
-            return teacher_cache.TeacherCache() if in_memory else None
+            if not in_memory or self._feature_bytes(x) > _AUTO_CACHE_BYTES:
+                return None
+            return teacher_cache.TeacherCache()
+        reads_logits = [
+            type(loss).__name__
+            for loss in self._distillation_losses
+            if loss.teacher_layer is None and not loss.softmax_based
+        ]
+        if storage.top_k and reads_logits:
+            raise ValueError(
+                "TeacherCache(top_k=...) keeps the top logits and replaces "
+                "the others by one value, which only softmax-based losses "
+                f"can use; {', '.join(reads_logits)} compare the logits "
+                "themselves. Pass TeacherCache(top_k=None)."
+            )
         if not in_memory and not isinstance(x, tf.data.Dataset):
             raise ValueError(
                 "Teacher outputs can be cached for numpy arrays, tensors "
@@ -601,21 +623,32 @@ class Distiller(StudentLossConfig, keras.Model):
             )
         return storage
 
+    def _feature_bytes(self, x):
+        """Bytes the cached features of `x` would take in float32."""
+        samples = len(keras.tree.flatten(x)[0])
+        sizes = [
+            np.prod(feature_shape(self.teacher, name), dtype=np.int64)
+            for name in self._teacher_layers
+        ]
+        return 4 * samples * int(sum(sizes))
+
     def _with_teacher_outputs(self, x, batch_size, verbose):
         """`x` with the teacher's outputs attached when they are cached."""
         storage = self._cache_storage(x)
         if storage is None:
             return x
-        compute = tf.function(self.teacher_outputs)
+        if self._teacher_function is None:
+            self._teacher_function = tf.function(
+                self.teacher_outputs, reduce_retracing=True
+            )
         if isinstance(x, tf.data.Dataset):
-            x, stored = teacher_cache.keyed_dataset(
-                x, compute, storage, verbose
+            x, stored, self._cached_classes = teacher_cache.keyed_dataset(
+                x, self._teacher_function, storage, verbose
             )
         else:
-            stored = storage.encode(
-                teacher_cache.outputs_of_arrays(compute, x, batch_size, verbose)
+            x, stored, self._cached_classes = teacher_cache.cache_arrays(
+                x, self._teacher_function, storage, batch_size, verbose
             )
-            x = teacher_cache.pack(x, stored)
         self.teacher_cache_nbytes = teacher_cache.nbytes(stored)
         if verbose:
             print(
@@ -711,6 +744,8 @@ class Distiller(StudentLossConfig, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # The losses carry their own temperatures, which may differ.
+        config.pop("temperature", None)
         for key in ("teacher", "student", "distillation_loss"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         if isinstance(config.get("cache"), dict):

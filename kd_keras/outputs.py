@@ -25,8 +25,11 @@ def output_activation(model):
     layer = _output_layer(model)
     if isinstance(layer, keras.Model):
         return output_activation(layer)
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
+    # A `Softmax` layer, or the `keras.ops.softmax`/`sigmoid` operations
+    # (classes `Softmax`/`Sigmoid` in `keras.src.ops.nn`).
+    operation = type(layer).__name__.lower()
+    if operation in ("softmax", "sigmoid"):
+        return operation
     name = getattr(getattr(layer, "activation", None), "__name__", None)
     return name if name in ("softmax", "sigmoid") else None
 

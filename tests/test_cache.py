@@ -48,7 +48,7 @@ def test_keyed_cache_pairs_each_sample_with_its_outputs(teacher, data):
         .batch(10)
     )
     distiller = kd_keras.Distiller(teacher, make_mlp(16, "student"))
-    keyed, _ = cache.keyed_dataset(
+    keyed, _, _ = cache.keyed_dataset(
         shuffled,
         tf.function(distiller.teacher_outputs),
         cache.TeacherCache(),
@@ -225,3 +225,94 @@ def test_round_trip_keeps_the_cache_setting(teacher, student):
     assert restored.cache.dtype == "float16" and restored.cache.top_k == 2
     off = kd_keras.Distiller(teacher, student, cache=False)
     assert kd_keras.Distiller.from_config(off.get_config()).cache is None
+
+
+def test_a_subclassed_teacher_is_cached(data):
+    class Teacher(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(CLASSES)
+
+        def call(self, x):
+            return self.dense(x)
+
+    x, y = data
+    teacher = Teacher()
+    teacher(x[:1])
+    for storage in (True, kd_keras.TeacherCache(top_k=2)):
+        weights, distiller = trained(teacher, x, storage, y=y, epochs=1)
+        assert distiller.teacher_cache_nbytes
+    online, _ = trained(teacher, x, False, y=y, epochs=1)
+    cached, _ = trained(teacher, x, True, y=y, epochs=1)
+    assert_same_weights(cached, online)
+
+
+def test_sparse_inputs_run_online(data):
+    x, y = data
+
+    def sparse_mlp(units, name):
+        inputs = keras.Input((x.shape[1],), sparse=True)
+        hidden = keras.layers.Dense(units, activation="relu")(inputs)
+        return keras.Model(
+            inputs, keras.layers.Dense(CLASSES)(hidden), name=name
+        )
+
+    distiller = kd_keras.Distiller(
+        sparse_mlp(16, "teacher"), sparse_mlp(8, "student")
+    )
+    distiller.compile("sgd")
+    distiller.fit(tf.sparse.from_dense(x), y, epochs=1, verbose=0)
+    assert distiller.teacher_cache_nbytes is None
+
+
+def test_top_k_is_refused_for_losses_reading_the_logits(teacher, student, data):
+    x, y = data
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        distillation_loss=kd_keras.losses.LogitMSE(),
+        cache=kd_keras.TeacherCache(top_k=2),
+    )
+    distiller.compile("sgd")
+    with pytest.raises(ValueError, match="LogitMSE compare the logits"):
+        distiller.fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_dataset_of_unknown_length_is_refused(teacher, data):
+    x, y = data
+
+    def samples():
+        yield from zip(x, y, strict=True)
+
+    dataset = tf.data.Dataset.from_generator(
+        samples,
+        output_signature=(
+            tf.TensorSpec(x.shape[1:], tf.float32),
+            tf.TensorSpec((), tf.int64),
+        ),
+    ).batch(16)
+    with pytest.raises(ValueError, match="length is unknown"):
+        trained(teacher, dataset, True, epochs=1)
+    sized = dataset.apply(tf.data.experimental.assert_cardinality(6))
+    _, distiller = trained(teacher, sized, True, epochs=1)
+    assert distiller.teacher_cache_nbytes == len(x) * CLASSES * 4
+
+
+def test_auto_runs_online_when_features_are_too_large(
+    teacher, student, data, monkeypatch
+):
+    from kd_keras import distiller as distiller_module
+
+    x, y = data
+    loss = kd_keras.losses.FitNet(
+        teacher.layers[1].name, student.layers[1].name
+    )
+    distiller = kd_keras.Distiller(teacher, student, distillation_loss=loss)
+    distiller.compile("sgd")
+    monkeypatch.setattr(distiller_module, "_AUTO_CACHE_BYTES", 1000)
+    distiller.fit(x, y, epochs=1, verbose=0)
+    assert distiller.teacher_cache_nbytes is None
+    monkeypatch.setattr(distiller_module, "_AUTO_CACHE_BYTES", 2**30)
+    distiller.fit(x, y, epochs=1, verbose=0)
+    # Logits and the teacher's 32 hidden features per sample.
+    assert distiller.teacher_cache_nbytes == len(x) * (CLASSES + 32) * 4

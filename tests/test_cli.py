@@ -325,11 +325,19 @@ def test_demo_refuses_to_replace_a_report(workdir, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "method, params, expected",
     [
-        ("dkd", ["beta=4", "warmup=2"], {"beta": 4, "warmup": 2}),
+        (
+            "dkd",
+            ["alpha=2", "beta=4", "warmup=2"],
+            {"alpha": 2, "beta": 4, "warmup": 2},
+        ),
         (
             "rkd",
             ["teacher_layer=dense_2", "student_layer=dense_0", "weight=2"],
-            {"teacher_layer": "dense_2", "weight": 2},
+            {
+                "teacher_layer": "dense_2",
+                "student_layer": "dense_0",
+                "weight": 2,
+            },
         ),
     ],
 )
@@ -354,7 +362,9 @@ def test_distill_with_a_method_and_its_parameters(
     assert result.returncode == 0, result.stderr
     card = json.loads((workdir / output).with_suffix(".json").read_text())
     assert card["method"] == method
-    assert expected.items() <= card["hyperparameters"].items()
+    assert card["hyperparameters"]["parameters"] == expected
+    # DKD's own alpha does not replace the hard-label weight.
+    assert card["hyperparameters"]["alpha"] == 0.5
 
 
 @pytest.mark.parametrize(
@@ -426,6 +436,7 @@ def test_bad_schemes(
         (["beta"], "--param takes KEY=VALUE"),
         (["gamma=2"], "dkd has no parameter gamma. Its parameters: weight"),
         (["beta=-1"], "beta must be >= 0"),
+        (["temperature=2"], "with the temperature argument (--temperature)"),
     ],
 )
 def test_bad_method_parameters(workdir, teacher, capsys, params, message):

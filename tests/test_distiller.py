@@ -557,3 +557,15 @@ def test_keras_io_compile_on_single_output_models_is_refused(data):
         distiller.compile(
             "adam", distillation_loss_fn=keras.losses.KLDivergence()
         )
+
+
+@pytest.mark.parametrize(
+    "op, activation",
+    [(keras.ops.softmax, "softmax"), (keras.ops.sigmoid, "sigmoid")],
+)
+def test_an_output_op_is_read_as_its_activation(op, activation):
+    from kd_keras.outputs import output_activation
+
+    inputs = keras.Input((FEATURES,))
+    model = keras.Model(inputs, op(keras.layers.Dense(CLASSES)(inputs)))
+    assert output_activation(model) == activation

@@ -301,3 +301,22 @@ def test_combination_round_trip(tmp_path):
     np.testing.assert_array_equal(
         restored.predict(x[:4]), distiller.predict(x[:4])
     )
+
+
+def test_losses_with_different_temperatures_reload(tmp_path, teacher, student):
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        distillation_loss=[losses.KD(2.0), losses.DKD(temperature=4.0)],
+        distillation_loss_weights=np.array([1.0, 0.5]),
+    )
+    restored = kd_keras.Distiller.from_config(distiller.get_config())
+    assert [loss.temperature for loss in restored.distillation_loss] == [
+        2.0,
+        4.0,
+    ]
+    assert restored.distillation_loss_weights == [1.0, 0.5]
+    distiller.compile("sgd")
+    path = tmp_path / "distiller.keras"
+    distiller.save(path)
+    assert keras.models.load_model(path).distillation_loss[1].temperature == 4.0
