@@ -676,7 +676,9 @@ class Distiller(StudentLossConfig, keras.Model):
             self._check_labels(validation[1])
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
-        batch_size = given.get("batch_size") or 32
+        # Inference keeps no activations for the backward pass, so batches
+        # 4x the training batch fit in the same memory, with 4x fewer calls.
+        batch_size = 4 * (given.get("batch_size") or 32)
         if given.get("x") is not None:
             given["x"] = self._with_teacher_outputs(
                 given["x"], batch_size, verbose
