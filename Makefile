@@ -22,6 +22,8 @@ benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/article_mlp.py --dataset fashion_mnist
 	$(BIN)/python benchmarks/article_mlp.py --dataset digits --batch-size 64 \
 	    --teacher-epochs 30
+	$(BIN)/python benchmarks/methods.py
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

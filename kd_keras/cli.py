@@ -29,7 +29,6 @@ EXAMPLES = {
       --dataset fashion_mnist --method fitnet \\
       --param teacher_layer=pool_1 --param student_layer=pool_1 \\
       --output fm_fitnet.h5
-
   kd-keras distill --teacher fm_teacher.h5 --teacher other_teacher.h5 \\
       --student cnn --dataset fashion_mnist --output fm_two_teachers.h5
   kd-keras distill --teacher fm_teacher.h5 --student cnn \\
