@@ -403,6 +403,11 @@ def _method_parameters(params):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--param takes KEY=VALUE. Received: {item!r}")
+        if key == "temperature":
+            raise ValueError(
+                "Set the temperature with --temperature, not --param: it "
+                "applies to every method that has one."
+            )
         parsed[key] = parse_value(value)
     return parsed
 

@@ -107,11 +107,6 @@ def distillation_losses(name, temperature=4.0, **parameters):
             f"Unknown method {name!r}. Choose one of: {', '.join(METHODS)}."
         )
     method = METHODS[name]
-    if "temperature" in parameters:
-        raise ValueError(
-            "Set the temperature with the temperature argument "
-            "(--temperature), not as a parameter of the method."
-        )
     weight = parameters.pop("weight", method.weight)
     unknown = set(parameters) - set(method.parameters)
     if unknown:

@@ -436,7 +436,7 @@ def test_bad_schemes(
         (["beta"], "--param takes KEY=VALUE"),
         (["gamma=2"], "dkd has no parameter gamma. Its parameters: weight"),
         (["beta=-1"], "beta must be >= 0"),
-        (["temperature=2"], "with the temperature argument (--temperature)"),
+        (["temperature=2"], "Set the temperature with --temperature"),
     ],
 )
 def test_bad_method_parameters(workdir, teacher, capsys, params, message):
