@@ -214,20 +214,18 @@ class Distiller(StudentLossConfig, keras.Model):
         temperature = check_temperature(temperature)
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(temperature=temperature)
-        losses, weights = _as_list(distillation_loss, distillation_loss_weights)
-        for loss in losses:
-            self._check_distillation_loss(loss, temperature, output_shape)
-        self.distillation_loss = distillation_loss
-        self.distillation_loss_weights = weights
-        self._distillation_losses = losses
-        self._build_views()
+        self._set_distillation_losses(
+            distillation_loss,
+            distillation_loss_weights,
+            temperature,
+            output_shape,
+        )
         self.student_loss_fn = None
         self._is_classifier = output_shape is None or output_shape[-1] > 1
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
         )
-        self._term_trackers = self._make_term_trackers()
         if self._is_classifier:
             self.teacher_agreement = TeacherAgreement()
         self.teacher_cache_nbytes = None
@@ -236,6 +234,24 @@ class Distiller(StudentLossConfig, keras.Model):
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
+
+    @property
+    def _distillation_losses(self):
+        if isinstance(self.distillation_loss, (list, tuple)):
+            return list(self.distillation_loss)
+        return [self.distillation_loss]
+
+    def _set_distillation_losses(
+        self, distillation_loss, weights, temperature, output_shape
+    ):
+        """Checks and sets the losses, their weights, views and trackers."""
+        losses, weights = _as_list(distillation_loss, weights)
+        for loss in losses:
+            self._check_distillation_loss(loss, temperature, output_shape)
+        self.distillation_loss = distillation_loss
+        self.distillation_loss_weights = weights
+        self._build_views()
+        self._term_trackers = self._make_term_trackers()
 
     def _check_distillation_loss(self, loss, temperature, output_shape):
         if not isinstance(loss, kd_losses.DistillationLoss):
@@ -396,14 +412,9 @@ class Distiller(StudentLossConfig, keras.Model):
                 keras.losses.get(loss),
                 temperature=temperature or self.temperature or 1.0,
             )
-        self._check_distillation_loss(
-            loss, _DEFAULT_TEMPERATURE, output_shape(self.student)
+        self._set_distillation_losses(
+            loss, None, _DEFAULT_TEMPERATURE, output_shape(self.student)
         )
-        self.distillation_loss = loss
-        self.distillation_loss_weights = [1.0]
-        self._distillation_losses = [loss]
-        self._build_views()
-        self._term_trackers = []
 
     def _student_loss(self, y, outputs, sample_weight):
         loss_fn = label_loss(
