@@ -159,3 +159,22 @@ def test_relative_link_exists(page, target):
             f"{page.name} links to #{anchor}, not a heading of "
             f"{destination.name}"
         )
+
+
+NOTEBOOKS = (
+    "01_quickstart",
+    "02_fashion_mnist_cnn",
+    "03_temperature_and_alpha",
+    "04_methods_tour",
+    "05_deploy",
+    "06_scaling_out",
+)
+
+
+def test_readme_links_every_notebook():
+    linked = set(links(README))
+    on_disk = {
+        f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")
+    }
+    expected = {f"notebooks/{name}.ipynb" for name in NOTEBOOKS}
+    assert (on_disk | expected) <= linked
