@@ -91,7 +91,7 @@ def public_objects():
             value = getattr(module, name)
             if qualified in INTERNAL or inspect.ismodule(value):
                 continue
-            # One entry per object, under its shortest public name.
+            # One entry per object, under the first name found for it.
             if all(value is not other for other in found.values()):
                 found[qualified] = value
     return found
