@@ -173,6 +173,12 @@ def load(name, path=None):
 
     Returns:
         `(x_train, y_train), (x_test, y_test)` as numpy arrays.
+
+    Example:
+
+    >>> (x_train, y_train), (x_test, y_test) = kd_keras.datasets.load("digits")
+    >>> x_train.shape, x_test.shape, y_train.dtype
+    ((1437, 64), (360, 64), dtype('int64'))
     """
     if str(name).endswith(".npz"):
         train, test = _load_npz(name)
@@ -225,6 +231,17 @@ def pipeline(x, y, batch_size=64, shuffle=True, seed=0):
         batch_size: Samples per batch. Defaults to `64`.
         shuffle: Whether to reshuffle every epoch. Defaults to `True`.
         seed: Seed of the shuffle. Defaults to `0`.
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)` batches.
+
+    Example:
+
+    >>> dataset = kd_keras.datasets.pipeline(
+    ...     np.zeros((10, 3)), np.arange(10), batch_size=4
+    ... )
+    >>> [len(y) for _, y in dataset]
+    [4, 4, 2]
     """
     import tensorflow as tf
 

@@ -37,6 +37,14 @@ def to_tflite(model, quantize="none", representative_x=None):
 
     Returns:
         The flatbuffer as `bytes`.
+
+    Example:
+
+    ```python
+    flatbuffer = kd_keras.export.to_tflite(student, quantize="dynamic")
+    accuracy = kd_keras.export.tflite_accuracy(flatbuffer, x_test, y_test)
+    probabilities = kd_keras.export.tflite_predict(flatbuffer, x_test)
+    ```
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(
@@ -70,7 +78,27 @@ def _interpreter(flatbuffer):
 
 
 def tflite_predict(flatbuffer, x, batch_size=256):
-    """Runs the TFLite model on `x`; returns float outputs."""
+    """Runs the TFLite model on `x`; returns float outputs.
+
+    Quantized inputs and outputs are converted with the model's scale and
+    zero point.
+
+    Args:
+        flatbuffer: The model, from `to_tflite`.
+        x: Inputs, a numpy array.
+        batch_size: Samples per interpreter call. Defaults to `256`.
+
+    Returns:
+        The outputs as a float32 numpy array.
+
+    Example:
+
+    ```python
+    flatbuffer = kd_keras.export.to_tflite(student, quantize="dynamic")
+    accuracy = kd_keras.export.tflite_accuracy(flatbuffer, x_test, y_test)
+    probabilities = kd_keras.export.tflite_predict(flatbuffer, x_test)
+    ```
+    """
     interpreter = _interpreter(flatbuffer)
     given = interpreter.get_input_details()[0]
     returned = interpreter.get_output_details()[0]
@@ -93,7 +121,24 @@ def tflite_predict(flatbuffer, x, batch_size=256):
 
 
 def tflite_accuracy(flatbuffer, x, y):
-    """Top-1 accuracy of the TFLite model on `(x, y)`."""
+    """Top-1 accuracy of the TFLite model on `(x, y)`.
+
+    Args:
+        flatbuffer: The model, from `to_tflite`.
+        x: Inputs, a numpy array.
+        y: Integer labels.
+
+    Returns:
+        The accuracy as a float.
+
+    Example:
+
+    ```python
+    flatbuffer = kd_keras.export.to_tflite(student, quantize="dynamic")
+    accuracy = kd_keras.export.tflite_accuracy(flatbuffer, x_test, y_test)
+    probabilities = kd_keras.export.tflite_predict(flatbuffer, x_test)
+    ```
+    """
     return float(np.mean(np.argmax(tflite_predict(flatbuffer, x), -1) == y))
 
 

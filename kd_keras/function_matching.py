@@ -95,8 +95,11 @@ class FunctionMatching(Distiller):
             `T = 1`. Defaults to `1.0`.
         seed: Seed of the mixup draws. Defaults to `None`, from Keras'
             global seed (`keras.utils.set_random_seed`).
-        **kwargs: Passed to `kd_keras.Distiller` (`distillation_loss`,
-            `name`, ...). `alpha` has no effect: no labels reach the loss.
+        distillation_loss: A `kd_keras.losses` loss, or a list of them, as
+            for `kd_keras.Distiller`. Defaults to `None`,
+            `kd_keras.losses.KD(temperature)`.
+        **kwargs: Passed to `kd_keras.Distiller` (`name`, ...). `alpha`
+            has no effect: no labels reach the loss.
 
     Example:
 

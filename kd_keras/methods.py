@@ -28,8 +28,16 @@ class Method:
         summary: One line for `--help`.
         weight: Default weight of its term. Feature losses are small
             numbers and get the weight their paper's code gives them.
+            Defaults to `1.0`.
         defaults: Defaults of the loss's arguments that differ from the
-            class's own (the paper's settings for the benchmarks).
+            class's own (the paper's settings for the benchmarks). Defaults
+            to `{}`.
+
+    Example:
+
+    >>> method = kd_keras.methods.METHODS["fitnet"]
+    >>> method.loss.__name__, method.weight
+    ('FitNet', 100.0)
     """
 
     loss: type
@@ -99,8 +107,20 @@ def distillation_losses(name, temperature=4.0, **parameters):
             `4.0`.
         **parameters: The loss's own arguments, and `weight`.
 
+    Returns:
+        `([loss], [weight])`, for `Distiller(distillation_loss=...,
+        distillation_loss_weights=...)`.
+
     Raises:
         ValueError: For an unknown method or argument.
+
+    Example:
+
+    >>> losses, weights = kd_keras.methods.distillation_losses(
+    ...     "at", teacher_layer="pool_1", student_layer="pool_1"
+    ... )
+    >>> type(losses[0]).__name__, weights
+    ('AttentionTransfer', [1000.0])
     """
     if name not in METHODS:
         raise ValueError(
@@ -209,7 +229,21 @@ def train_scheme(
         temperature: KD temperature.
         fit_kwargs: Passed to every `fit`.
         load: Function loading a model file (for `assistant=FILE`).
+            Defaults to `None`.
         **parameters: The scheme's parameters (see `SCHEMES`).
+
+    Returns:
+        The trained student.
+
+    Example:
+
+    ```python
+    student = kd_keras.methods.train_scheme(
+        "born_again", teacher, student, x_train, y_train,
+        alpha=0.5, temperature=4.0, fit_kwargs={"epochs": 5},
+        generations=2,
+    )
+    ```
     """
     parameters = _scheme_parameters(name, parameters)
     if name == "dml":

@@ -13,6 +13,14 @@ def teacher_agreement(teacher_outputs, student_outputs):
 
     Returns:
         One value per sample.
+
+    Example:
+
+    >>> agree = kd_keras.metrics.teacher_agreement(
+    ...     [[2.0, 1.0], [0.0, 1.0]], [[0.9, 0.1], [0.8, 0.2]]
+    ... )
+    >>> [float(v) for v in agree]
+    [1.0, 0.0]
     """
     return ops.cast(
         ops.equal(
@@ -32,6 +40,15 @@ class TeacherAgreement(keras.metrics.MeanMetricWrapper):
     Args:
         name: Name of the metric. Defaults to `"teacher_agreement"`.
         dtype: Dtype of the result. Defaults to `None` (float32).
+
+    Example:
+
+    >>> metric = kd_keras.metrics.TeacherAgreement()
+    >>> metric.update_state(
+    ...     [[2.0, 1.0], [0.0, 1.0]], [[0.9, 0.1], [0.8, 0.2]]
+    ... )
+    >>> float(metric.result())
+    0.5
     """
 
     def __init__(self, name="teacher_agreement", dtype=None):

@@ -16,6 +16,12 @@ def mlp(input_shape, num_classes, hidden_units, dropout=0.0, name="mlp"):
 
     Returns:
         A functional `keras.Model`.
+
+    Example:
+
+    >>> model = kd_keras.models.mlp((4,), num_classes=3, hidden_units=(8,))
+    >>> model.count_params()  # (4 * 8 + 8) + (8 * 3 + 3)
+    67
     """
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
@@ -34,6 +40,11 @@ def mlp_teacher(input_shape, num_classes, dropout=0.2):
         input_shape: Shape of one sample.
         num_classes: Number of classes.
         dropout: Dropout rate after each hidden layer. Defaults to `0.2`.
+
+    Example:
+
+    >>> kd_keras.models.mlp_teacher((64,), num_classes=10).count_params()
+    150794
     """
     return mlp(
         input_shape, num_classes, (256, 256, 256), dropout, "mlp_teacher"
@@ -46,6 +57,12 @@ def mlp_student(input_shape, num_classes):
     Args:
         input_shape: Shape of one sample.
         num_classes: Number of classes.
+
+    Example:
+
+    >>> student = kd_keras.models.mlp_student((64,), num_classes=10)
+    >>> student.count_params()  # (64 * 128 + 128) + (128 * 10 + 10)
+    9610
     """
     return mlp(input_shape, num_classes, (128,), name="mlp_student")
 
@@ -64,6 +81,14 @@ def cnn(input_shape, num_classes, filters, dense_units, name="cnn"):
 
     Returns:
         A functional `keras.Model`.
+
+    Example:
+
+    >>> model = kd_keras.models.cnn((8, 8, 1), 2, filters=(4,), dense_units=8)
+    >>> [layer.name for layer in model.layers][1:3]
+    ['conv_0', 'pool_0']
+    >>> model.count_params()  # 40 + (4 * 4 * 4 * 8 + 8) + (8 * 2 + 2)
+    578
     """
     inputs = keras.Input(shape=tuple(input_shape), name="inputs")
     x = inputs
@@ -79,22 +104,65 @@ def cnn(input_shape, num_classes, filters, dense_units, name="cnn"):
 
 
 def cnn_teacher(input_shape=(28, 28, 1), num_classes=10):
-    """A CNN teacher: 32-64-128 filters and a 256-unit dense layer."""
+    """A CNN teacher: 32-64-128 filters and a 256-unit dense layer.
+
+    Args:
+        input_shape: `(height, width, channels)` of one image. Defaults to
+            `(28, 28, 1)`.
+        num_classes: Number of classes. Defaults to `10`.
+
+    Example:
+
+    >>> kd_keras.models.cnn_teacher().count_params()
+    390410
+    """
     return cnn(input_shape, num_classes, (32, 64, 128), 256, "cnn_teacher")
 
 
 def cnn_student(input_shape=(28, 28, 1), num_classes=10):
-    """A CNN student: 8-16 filters and a 32-unit dense layer."""
+    """A CNN student: 8-16 filters and a 32-unit dense layer.
+
+    Args:
+        input_shape: `(height, width, channels)` of one image. Defaults to
+            `(28, 28, 1)`.
+        num_classes: Number of classes. Defaults to `10`.
+
+    Example:
+
+    >>> kd_keras.models.cnn_student().count_params()  # 15x fewer
+    26698
+    """
     return cnn(input_shape, num_classes, (8, 16), 32, "cnn_student")
 
 
 def mlp_assistant(input_shape, num_classes):
-    """A teacher assistant between the MLP teacher and student: 2x192."""
+    """A teacher assistant between the MLP teacher and student: 2x192.
+
+    Args:
+        input_shape: Shape of one sample.
+        num_classes: Number of classes.
+
+    Example:
+
+    >>> kd_keras.models.mlp_assistant((64,), num_classes=10).count_params()
+    51466
+    """
     return mlp(input_shape, num_classes, (192, 192), name="mlp_assistant")
 
 
 def cnn_assistant(input_shape=(28, 28, 1), num_classes=10):
-    """A teacher assistant between the CNN teacher and student: 16-32+64."""
+    """A teacher assistant between the CNN teacher and student: 16-32+64.
+
+    Args:
+        input_shape: `(height, width, channels)` of one image. Defaults to
+            `(28, 28, 1)`.
+        num_classes: Number of classes. Defaults to `10`.
+
+    Example:
+
+    >>> kd_keras.models.cnn_assistant().count_params()
+    105866
+    """
     return cnn(input_shape, num_classes, (16, 32), 64, "cnn_assistant")
 
 
@@ -118,6 +186,15 @@ def build(architecture, role, input_shape, num_classes):
             `"student"`.
         input_shape: Shape of one sample.
         num_classes: Number of classes.
+
+    Returns:
+        A functional `keras.Model` returning logits.
+
+    Example:
+
+    >>> model = kd_keras.models.build("mlp", "student", (64,), 10)
+    >>> model.name
+    'mlp_student'
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(

@@ -85,6 +85,12 @@ def save_model(model, path, overwrite=False):
 
     Returns:
         The `Path` written.
+
+    Example:
+
+    ```python
+    kd_keras.saving.save_model(student, "student.keras", overwrite=True)
+    ```
     """
     path = Path(path)
     check_extension(path)
@@ -141,6 +147,13 @@ def load_student(path, safe_mode=True, compile=False):
         FileNotFoundError: `path` does not exist.
         ValueError: The file is corrupt, truncated, not a Keras model, or
             holds a `Lambda` layer under `safe_mode=True`.
+
+    Example:
+
+    ```python
+    distiller.save_student("student.h5")
+    student = kd_keras.load_student("student.h5")
+    ```
     """
     path = Path(path)
     if not path.is_file():

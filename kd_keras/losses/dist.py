@@ -51,6 +51,24 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
 
     Returns:
         One value per sample.
+
+    Formula:
+
+    ```python
+    inter_i = 1 - pearson(p_s[i, :], p_t[i, :])   # p = softmax(logits / T)
+    intra = 1 - mean_c(pearson(p_s[:, c], p_t[:, c]))
+    loss_i = T**2 * (beta * inter_i + gamma * intra)
+    ```
+
+    Example:
+
+    >>> teacher = [[2.0, 0.0, 1.0], [0.0, 1.0, 3.0]]
+    >>> loss = kd_keras.losses.dist(teacher, teacher)  # perfect correlation
+    >>> [round(float(v), 4) for v in loss]
+    [0.0, 0.0]
+
+    References:
+        - [Huang et al., 2022](https://arxiv.org/abs/2205.10536)
     """
     t, s = _as_float32(teacher_logits, student_logits)
     p_t = ops.softmax(t / temperature, axis=-1)

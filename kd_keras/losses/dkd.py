@@ -82,6 +82,26 @@ def tckd(teacher_logits, student_logits, labels, temperature=4.0):
         `T**2 * KL([p_t, 1 - p_t] || [q_t, 1 - q_t])`, one value per sample,
         with `p_t`, `q_t` the teacher's and student's softened probability
         of the target class.
+
+    Formula:
+
+    ```python
+    p_t = softmax(teacher_logits / T)[target]   # q_t: the student's
+    loss = T**2 * (p_t * log(p_t / q_t)
+                   + (1 - p_t) * log((1 - p_t) / (1 - q_t)))
+    ```
+
+    Example:
+
+    >>> # With two classes TCKD is all of KD: 0.75 ln 1.5 + 0.25 ln 0.5.
+    >>> loss = kd_keras.losses.tckd(
+    ...     [[math.log(3.0), 0.0]], [[0.0, 0.0]], labels=[0], temperature=1.0
+    ... )
+    >>> round(float(loss[0]), 4)
+    0.1308
+
+    References:
+        - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
     """
     return _decoupled_terms(
         teacher_logits, student_logits, labels, temperature
@@ -102,6 +122,28 @@ def nckd(teacher_logits, student_logits, labels, temperature=4.0):
         `T**2` times the KL divergence between the teacher's and the
         student's softmax over the non-target logits (divided by `T`), one
         value per sample.
+
+    Formula:
+
+    ```python
+    p_hat = softmax(teacher_logits[non-target] / T)  # q_hat: the student's
+    loss = T**2 * sum(p_hat * log(p_hat / q_hat))
+    ```
+
+    Example:
+
+    >>> # Class 0 is the target; classes 1 and 2 have the teacher's
+    >>> # probabilities (0.75, 0.25) among themselves, the student's
+    >>> # (0.5, 0.5), whatever the target logit.
+    >>> loss = kd_keras.losses.nckd(
+    ...     [[5.0, math.log(3.0), 0.0]], [[0.0, 0.0, 0.0]], labels=[0],
+    ...     temperature=1.0,
+    ... )
+    >>> round(float(loss[0]), 4)
+    0.1308
+
+    References:
+        - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
     """
     return _decoupled_terms(
         teacher_logits, student_logits, labels, temperature
@@ -129,6 +171,26 @@ def dkd(
 
     Returns:
         One value per sample.
+
+    Formula:
+
+    ```python
+    loss = alpha * tckd(t, s, labels, T) + beta * nckd(t, s, labels, T)
+    ```
+
+    Example:
+
+    >>> # Teacher (0.2, 0.6, 0.2), student uniform, target 0:
+    >>> # tckd = 0.2 ln 0.6 + 0.8 ln 1.2 = 0.0437, nckd = 0.1308.
+    >>> loss = kd_keras.losses.dkd(
+    ...     [[0.0, math.log(3.0), 0.0]], [[0.0, 0.0, 0.0]], labels=[0],
+    ...     alpha=1.0, beta=8.0, temperature=1.0,
+    ... )
+    >>> round(float(loss[0]), 4)
+    1.0902
+
+    References:
+        - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
     """
     target, non_target = _decoupled_terms(
         teacher_logits, student_logits, labels, temperature

@@ -147,6 +147,21 @@ def fitnet_hint(teacher_features, student_features):
     Returns:
         The squared error averaged over all feature axes, one value per
         sample.
+
+    Formula:
+
+    ```python
+    loss = mean(square(student_features - teacher_features))  # per sample
+    ```
+
+    Example:
+
+    >>> loss = kd_keras.losses.fitnet_hint([[1.0, 2.0]], [[0.0, 0.0]])
+    >>> float(loss[0])
+    2.5
+
+    References:
+        - [Romero et al., 2015](https://arxiv.org/abs/1412.6550)
     """
     t, s = _as_float32(teacher_features, student_features)
     if _shapes_differ(t.shape[1:], s.shape[1:]):
@@ -309,6 +324,23 @@ def attention_map(features, p=2.0):
         `mean(|features|**p, axis=-1)` flattened to
         `(batch, height * width)` and divided by its L2 norm (by `1e-12`
         where the map is all zeros, leaving it zero).
+
+    Formula:
+
+    ```python
+    a = flatten(mean(abs(features)**p, axis=-1))   # (batch, h * w)
+    map = a / max(norm(a, axis=-1), 1e-12)
+    ```
+
+    Example:
+
+    >>> features = np.array([3.0, 4.0]).reshape(1, 1, 2, 1)
+    >>> a = kd_keras.losses.attention_map(features, p=1.0)
+    >>> [round(float(v), 4) for v in a[0]]  # (3, 4) / 5
+    [0.6, 0.8]
+
+    References:
+        - [Zagoruyko & Komodakis, 2017](https://arxiv.org/abs/1612.03928)
     """
     features = ops.cast(features, "float32")
     if len(features.shape) != 4:
@@ -339,6 +371,26 @@ def attention_transfer(teacher_features, student_features, p=2.0):
     Returns:
         The squared difference of the normalised attention maps, averaged
         over the `height * width` positions, one value per sample.
+
+    Formula:
+
+    ```python
+    diff = attention_map(student_features, p) - attention_map(
+        teacher_features, p)
+    loss = mean(square(diff), axis=-1)
+    ```
+
+    Example:
+
+    >>> teacher = np.array([3.0, 4.0]).reshape(1, 1, 2, 1)
+    >>> student = np.array([4.0, 3.0]).reshape(1, 1, 2, 1)
+    >>> # maps (0.6, 0.8) and (0.8, 0.6): mean(0.2**2, 0.2**2)
+    >>> loss = kd_keras.losses.attention_transfer(teacher, student, p=1.0)
+    >>> round(float(loss[0]), 4)
+    0.04
+
+    References:
+        - [Zagoruyko & Komodakis, 2017](https://arxiv.org/abs/1612.03928)
     """
     p = _check_p(p)
     teacher, student = _as_float32(teacher_features, student_features)
@@ -500,6 +552,25 @@ def rkd_distance(teacher_features, student_features):
         Per sample `i`, `mean_j smooth_l1(d_s[i, j] - d_t[i, j])`, with `d`
         the pairwise distances divided by their mean off the diagonal; the
         mean over the batch is the reference's value.
+
+    Formula:
+
+    ```python
+    d[i, j] = norm(e[i] - e[j]) / mean_{k != l}(norm(e[k] - e[l]))
+    loss_i = mean_j(smooth_l1(d_s[i, j] - d_t[i, j]))
+    ```
+
+    Example:
+
+    >>> # Relations ignore scale and position: a scaled, shifted copy of
+    >>> # the teacher's embeddings costs nothing.
+    >>> teacher = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    >>> loss = kd_keras.losses.rkd_distance(teacher, 3.0 * teacher + 1.0)
+    >>> [round(float(v), 4) for v in loss]
+    [0.0, 0.0, 0.0]
+
+    References:
+        - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
     t, s = _as_float32(teacher_features, student_features)
     return ops.mean(
@@ -523,6 +594,27 @@ def rkd_angle(teacher_features, student_features):
         Per sample `a`, `mean_{b, c} smooth_l1(cos_s[a, b, c] -
         cos_t[a, b, c])`, over the angles with their vertex at sample `a`;
         the mean over the batch is the reference's value.
+
+    Formula:
+
+    ```python
+    u = (e[b] - e[a]) / norm(e[b] - e[a])
+    v = (e[c] - e[a]) / norm(e[c] - e[a])
+    cos[a, b, c] = dot(u, v)
+    loss_a = mean_{b, c}(smooth_l1(cos_s[a, b, c] - cos_t[a, b, c]))
+    ```
+
+    Example:
+
+    >>> # Relations ignore scale and position: a scaled, shifted copy of
+    >>> # the teacher's embeddings costs nothing.
+    >>> teacher = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    >>> loss = kd_keras.losses.rkd_angle(teacher, 3.0 * teacher + 1.0)
+    >>> [round(float(v), 4) for v in loss]
+    [0.0, 0.0, 0.0]
+
+    References:
+        - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
     t, s = _as_float32(teacher_features, student_features)
     return ops.mean(
@@ -548,6 +640,25 @@ def rkd(
     Returns:
         `distance_weight * rkd_distance + angle_weight * rkd_angle`, one
         value per sample whose mean over the batch is the reference's value.
+
+    Formula:
+
+    ```python
+    loss = (distance_weight * rkd_distance(t, s)
+            + angle_weight * rkd_angle(t, s))
+    ```
+
+    Example:
+
+    >>> # Relations ignore scale and position: a scaled, shifted copy of
+    >>> # the teacher's embeddings costs nothing.
+    >>> teacher = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    >>> loss = kd_keras.losses.rkd(teacher, 3.0 * teacher + 1.0)
+    >>> [round(float(v), 4) for v in loss]
+    [0.0, 0.0, 0.0]
+
+    References:
+        - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
     return distance_weight * rkd_distance(
         teacher_features, student_features

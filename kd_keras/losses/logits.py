@@ -25,6 +25,16 @@ def _as_float32(teacher_logits, student_logits):
 def kd(teacher_logits, student_logits, temperature=4.0):
     """Hinton KD: `T**2 * KL(softmax(t / T) || softmax(s / T))` per sample.
 
+    The functional form of `KD`.
+
+    Formula:
+
+    ```python
+    p_t = softmax(teacher_logits / T)
+    p_s = softmax(student_logits / T)
+    loss = T**2 * sum(p_t * (log(p_t) - log(p_s)), axis=-1)
+    ```
+
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
         student_logits: Student logits, same shape.
@@ -32,6 +42,19 @@ def kd(teacher_logits, student_logits, temperature=4.0):
 
     Returns:
         The KL divergence summed over classes, one value per sample.
+
+    Example:
+
+    >>> # At T=2 the teacher's probabilities are (0.75, 0.25), the
+    >>> # student's (0.5, 0.5): 4 * (0.75 ln 1.5 + 0.25 ln 0.5).
+    >>> loss = kd_keras.losses.kd(
+    ...     [[2 * math.log(3.0), 0.0]], [[0.0, 0.0]], temperature=2.0
+    ... )
+    >>> round(float(loss[0]), 4)
+    0.5232
+
+    References:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
     t, s = _as_float32(teacher_logits, student_logits)
     log_p_teacher = ops.log_softmax(t / temperature, axis=-1)
@@ -47,7 +70,13 @@ def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
 
     Differs from `kd` by the teacher's entropy, a constant for the student,
     so the gradients are the same; the value is bounded below by that
-    entropy instead of by 0.
+    entropy instead of by 0. The functional form of `SoftTargetCrossEntropy`.
+
+    Formula:
+
+    ```python
+    loss = -T**2 * sum(softmax(t / T) * log_softmax(s / T), axis=-1)
+    ```
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -56,6 +85,18 @@ def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
 
     Returns:
         The cross-entropy summed over classes, one value per sample.
+
+    Example:
+
+    >>> # -(0.75 ln 0.5 + 0.25 ln 0.5) = ln 2
+    >>> loss = kd_keras.losses.soft_target_crossentropy(
+    ...     [[math.log(3.0), 0.0]], [[0.0, 0.0]], temperature=1.0
+    ... )
+    >>> round(float(loss[0]), 4)
+    0.6931
+
+    References:
+        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
     t, s = _as_float32(teacher_logits, student_logits)
     p_teacher = ops.softmax(t / temperature, axis=-1)
@@ -67,7 +108,13 @@ def logit_mse(teacher_logits, student_logits):
     """Mean squared error between logits, averaged over the last axis.
 
     Ba & Caruana's logit matching; with real-valued outputs it is regression
-    distillation.
+    distillation. The functional form of `LogitMSE`.
+
+    Formula:
+
+    ```python
+    loss = mean(square(student_logits - teacher_logits), axis=-1)
+    ```
 
     Args:
         teacher_logits: Teacher outputs, shape `(batch, ..., units)`.
@@ -75,6 +122,15 @@ def logit_mse(teacher_logits, student_logits):
 
     Returns:
         One value per sample.
+
+    Example:
+
+    >>> loss = kd_keras.losses.logit_mse([[1.0, 2.0]], [[0.0, 0.0]])
+    >>> float(loss[0])  # (1 + 4) / 2
+    2.5
+
+    References:
+        - [Ba & Caruana, 2014](https://arxiv.org/abs/1312.6184)
     """
     t, s = _as_float32(teacher_logits, student_logits)
     return ops.mean(ops.square(s - t), axis=-1)
@@ -96,6 +152,25 @@ class DistillationLoss(keras.losses.Loss):
     the student's features to the teacher's shape; the `Distiller` trains it
     with the student and never saves it into the student.
     `on_epoch_begin(epoch)` is called by `Distiller.fit` before each epoch.
+
+    Subclasses implement `call(teacher_outputs, student_outputs)`, returning
+    one value per sample.
+
+    Args:
+        name: Name of the loss. Defaults to `None`, the class name in
+            snake case.
+        reduction: Keras loss reduction. Defaults to
+            `"sum_over_batch_size"`.
+        dtype: Dtype of the computation. Defaults to `None` (float32).
+
+    Example:
+
+    >>> class L1Logits(kd_keras.losses.DistillationLoss):
+    ...     def call(self, teacher, student):
+    ...         difference = keras.ops.subtract(student, teacher)
+    ...         return keras.ops.mean(keras.ops.abs(difference), axis=-1)
+    >>> float(L1Logits()([[1.0, 2.0]], [[0.0, 0.0]]))
+    1.5
     """
 
     softmax_based = False
@@ -134,6 +209,14 @@ class TemperatureLoss(DistillationLoss):
         reduction: Keras loss reduction.
         name: Name of the loss.
         dtype: Dtype of the computation.
+
+    Example:
+
+    >>> loss = kd_keras.losses.TemperatureLoss(
+    ...     kd_keras.losses.kd, 1.0, "sum_over_batch_size", "my_kd", None
+    ... )
+    >>> round(float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]])), 4)
+    0.1308
     """
 
     softmax_based = True
@@ -216,6 +299,13 @@ class SoftTargetCrossEntropy(TemperatureLoss):
         name: Name of the loss. Defaults to `"soft_target_crossentropy"`.
         dtype: Dtype of the computation. Defaults to `None` (float32).
 
+    Example:
+
+    >>> loss = kd_keras.losses.SoftTargetCrossEntropy(temperature=1.0)
+    >>> # KD's 0.1308 plus the teacher's entropy, 0.5623
+    >>> round(float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]])), 4)
+    0.6931
+
     References:
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
@@ -251,6 +341,12 @@ class LogitMSE(DistillationLoss):
         name: Name of the loss. Defaults to `"logit_mse"`.
         dtype: Dtype of the computation. Defaults to `None` (float32).
 
+    Example:
+
+    >>> loss = kd_keras.losses.LogitMSE()
+    >>> float(loss([[1.0, 2.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]]))
+    1.5
+
     References:
         - [Ba & Caruana, 2014](https://arxiv.org/abs/1312.6184)
     """
@@ -274,6 +370,12 @@ class SoftenedLoss(DistillationLoss):
     `keras.losses.KLDivergence()` it equals `KD`. `Distiller.compile(
     distillation_loss_fn=...)` wraps its argument in this class.
 
+    Formula:
+
+    ```python
+    loss = T**2 * loss_fn(softmax(teacher / T), softmax(student / T))
+    ```
+
     Args:
         loss_fn: A `keras.losses.Loss` or a function
             `fn(y_true, y_pred)` returning per-sample values.
@@ -282,6 +384,14 @@ class SoftenedLoss(DistillationLoss):
             `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"softened_loss"`.
         dtype: Dtype of the computation. Defaults to `None` (float32).
+
+    Example:
+
+    >>> loss = kd_keras.losses.SoftenedLoss(
+    ...     keras.losses.KLDivergence(), temperature=1.0
+    ... )
+    >>> round(float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]])), 4)  # = KD
+    0.1308
 
     References:
         - [keras.io: Knowledge Distillation](

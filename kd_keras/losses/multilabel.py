@@ -37,6 +37,25 @@ def multilabel_kd(teacher_logits, student_logits, temperature=1.0):
     Returns:
         `T**2` times the mean over labels of the binary KL divergence
         between `sigmoid(t / T)` and `sigmoid(s / T)`, one value per sample.
+
+    Formula:
+
+    ```python
+    p = sigmoid(teacher_logits / T)
+    q = sigmoid(student_logits / T)
+    kl = p * log(p / q) + (1 - p) * log((1 - p) / (1 - q))
+    loss = T**2 * mean(kl, axis=-1)
+    ```
+
+    Example:
+
+    >>> # sigmoid(ln 3) = 0.75 against 0.5: 0.75 ln 1.5 + 0.25 ln 0.5
+    >>> loss = kd_keras.losses.multilabel_kd([[math.log(3.0)]], [[0.0]])
+    >>> round(float(loss[0]), 4)
+    0.1308
+
+    References:
+        - [Yang et al., 2023](https://arxiv.org/abs/2308.06453)
     """
     t, s = _as_float32(teacher_logits, student_logits)
     t, s = t / temperature, s / temperature

@@ -34,6 +34,27 @@ def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
 
     Returns:
         The error averaged over the last axis, one value per sample.
+
+    Formula:
+
+    ```python
+    e = student_outputs - teacher_outputs
+    mse = mean(e**2, axis=-1)
+    huber = mean(where(|e| <= delta, e**2 / 2,
+                       delta * (|e| - delta / 2)), axis=-1)
+    ```
+
+    Example:
+
+    >>> teacher, student = [[1.0, 2.0]], [[0.0, 0.0]]
+    >>> float(kd_keras.losses.regression_kd(teacher, student)[0])
+    2.5
+    >>> huber = kd_keras.losses.regression_kd(teacher, student, "huber")
+    >>> float(huber[0])  # (0.5 + 1.5) / 2
+    1.0
+
+    References:
+        - [Saputra et al., 2019](https://arxiv.org/abs/1908.00858)
     """
     if _check_loss(loss) == "mse":
         return logit_mse(teacher_outputs, student_outputs)

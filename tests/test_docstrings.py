@@ -1,0 +1,255 @@
+"""Every public object has a Keras-style docstring, and its examples run.
+
+A docstring has a one-line summary, `Args:` naming every argument (those
+with a default end "Defaults to ..."), an `Example:` with a `>>>` or
+```` ```python ```` block, a `Formula:` for the losses and `References:`
+with a paper link for the methods that come from a paper.
+"""
+
+import doctest
+import importlib
+import inspect
+import math
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import kd_keras
+
+MODULES = (
+    "callbacks",
+    "chains",
+    "datasets",
+    "export",
+    "function_matching",
+    "losses",
+    "methods",
+    "metrics",
+    "models",
+    "mutual",
+    "saving",
+    "teachers",
+)
+# Helpers other modules use, left out of the API.
+INTERNAL = {
+    "kd_keras.datasets.check_fits",
+    "kd_keras.datasets.num_classes",
+    "kd_keras.datasets.read_idx",
+    "kd_keras.datasets.search_folders",
+    "kd_keras.export.write_bytes",
+    "kd_keras.function_matching.larger_beta_share",
+    "kd_keras.methods.check_scheme",
+    "kd_keras.methods.parse_value",
+    "kd_keras.saving.atomic_path",
+    "kd_keras.saving.check_extension",
+}
+# Base classes to subclass: no formula or paper of their own.
+LOSS_BASES = {"DistillationLoss", "TemperatureLoss"}
+# Objects implementing a published method.
+PAPERS = {
+    "kd_keras.Distiller",
+    "kd_keras.FunctionMatching",
+    "kd_keras.MutualLearning",
+    "kd_keras.born_again",
+    "kd_keras.teacher_assistant_chain",
+    "kd_keras.distillation_loss",
+    "kd_keras.teachers.EnsembleAverage",
+    "kd_keras.teachers.ensemble",
+} | {
+    f"kd_keras.losses.{name}"
+    for name in kd_keras.losses.__all__
+    if name not in LOSS_BASES | {"SoftenedLoss"}
+}
+
+
+def _defined_in(module):
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(value) or inspect.isfunction(value))
+            and value.__module__ == module.__name__
+        ]
+    return names
+
+
+def public_objects():
+    """`{qualified name: object}` of the public API."""
+    found = {
+        f"kd_keras.{name}": getattr(kd_keras, name)
+        for name in kd_keras.__all__
+        if not inspect.ismodule(getattr(kd_keras, name))
+    }
+    for module_name in MODULES:
+        module = importlib.import_module(f"kd_keras.{module_name}")
+        for name in _defined_in(module):
+            qualified = f"kd_keras.{module_name}.{name}"
+            value = getattr(module, name)
+            if qualified in INTERNAL or inspect.ismodule(value):
+                continue
+            # One entry per object, under the first name found for it.
+            if all(value is not other for other in found.values()):
+                found[qualified] = value
+    return found
+
+
+PUBLIC = public_objects()
+
+
+def sections(doc):
+    """`{section title: body}` of a Google-style docstring."""
+    parts = re.split(r"^(\w[\w ]*):[ \t]*$", doc, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def documented_arguments(args_section):
+    """`{argument: its description}` from an `Args:` section body."""
+    entries = re.split(r"^ {4}(\**\w+):", args_section, flags=re.M)
+    return {
+        name.lstrip("*"): " ".join(text.split())
+        for name, text in zip(entries[1::2], entries[2::2], strict=True)
+    }
+
+
+def parameters(obj):
+    """The named parameters of a function, or of a class's constructor."""
+    signature = inspect.signature(obj)
+    return [
+        p
+        for p in signature.parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+def problems(name, obj):
+    """What the docstring of `obj` lacks, as a list of messages."""
+    doc = inspect.getdoc(obj) or ""
+    if not doc:
+        return ["no docstring"]
+    found = []
+    summary = doc.splitlines()[0]
+    if not summary.endswith("."):
+        found.append(f"summary line does not end with '.': {summary!r}")
+    titled = sections(doc)
+    arguments = documented_arguments(titled.get("Args", ""))
+    for parameter in parameters(obj):
+        text = arguments.get(parameter.name)
+        if text is None:
+            found.append(f"Args: misses {parameter.name!r}")
+        elif parameter.default is not parameter.empty and (
+            "Defaults to" not in text
+        ):
+            found.append(f"Args: {parameter.name!r} lacks 'Defaults to'")
+    example = titled.get("Example", titled.get("Examples", ""))
+    if ">>>" not in example and "```python" not in example:
+        found.append("no Example: with a >>> or ```python block")
+    is_loss = name.startswith("kd_keras.losses.") or name == (
+        "kd_keras.distillation_loss"
+    )
+    if is_loss and name.rsplit(".", 1)[1] not in LOSS_BASES:
+        if "Formula" not in titled:
+            found.append("loss without Formula:")
+    if name in PAPERS and not re.search(
+        r"https://(arxiv\.org|doi\.org)/", titled.get("References", "")
+    ):
+        found.append("no References: with an arXiv or DOI link")
+    return found
+
+
+def test_sections_and_arguments_are_parsed():
+    doc = inspect.cleandoc(
+        """Summary.
+
+        Args:
+            a: First. Defaults to `1`.
+            b: Second,
+                on two lines.
+            **kwargs: Passed on.
+
+        Example:
+
+        >>> 1
+        1
+        """
+    )
+    titled = sections(doc)
+    assert set(titled) == {"Args", "Example"}
+    assert documented_arguments(titled["Args"]) == {
+        "a": "First. Defaults to `1`.",
+        "b": "Second, on two lines.",
+        "kwargs": "Passed on.",
+    }
+
+
+def test_problems_are_found():
+    def bare(x, y=2):
+        """no period"""
+
+    messages = problems("kd_keras.losses.bare", bare)
+    assert "Args: misses 'x'" in messages
+    assert "Args: misses 'y'" in messages
+    assert "loss without Formula:" in messages
+    assert any("summary line" in m for m in messages)
+    assert any("Example" in m for m in messages)
+
+    def half(x, y=2):
+        """Half documented.
+
+        Args:
+            x: The x.
+            y: The y.
+        """
+
+    assert problems("kd_keras.half", half) == [
+        "Args: 'y' lacks 'Defaults to'",
+        "no Example: with a >>> or ```python block",
+    ]
+
+
+def test_the_api_is_walked():
+    assert {
+        "kd_keras.Distiller",
+        "kd_keras.losses.KD",
+        "kd_keras.losses.kd",
+        "kd_keras.callbacks.TemperatureSchedule",
+        "kd_keras.metrics.TeacherAgreement",
+        "kd_keras.models.cnn_student",
+        "kd_keras.datasets.load",
+        "kd_keras.teachers.ensemble",
+        "kd_keras.export.to_tflite",
+    } <= set(PUBLIC)
+    assert not INTERNAL & set(PUBLIC)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_docstring(name):
+    assert not problems(name, PUBLIC[name])
+
+
+def _examples():
+    finder = doctest.DocTestFinder(recurse=False)
+    return [
+        test
+        for name, obj in sorted(PUBLIC.items())
+        for test in finder.find(obj, name)
+        if test.examples
+    ]
+
+
+EXAMPLES = _examples()
+
+
+def test_there_are_examples_to_run():
+    assert len(EXAMPLES) >= 10
+
+
+@pytest.mark.parametrize("test", EXAMPLES, ids=lambda t: t.name)
+def test_example_runs(test):
+    test.globs = {"kd_keras": kd_keras, "keras": keras, "np": np, "math": math}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert not runner.failures
