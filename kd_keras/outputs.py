@@ -53,9 +53,11 @@ def to_logits(outputs, activation):
 def default_label_loss(labels, outputs, activation):
     """The hard-label loss for `outputs` when none is given.
 
-    Mean squared error for single-unit outputs; otherwise categorical
-    cross-entropy for one-hot `labels` and sparse categorical cross-entropy
-    for integer labels, from logits unless `activation` is `"softmax"`.
+    Binary cross-entropy on the probabilities of a sigmoid output (binary
+    or multi-label); mean squared error for other single-unit outputs;
+    otherwise categorical cross-entropy for one-hot `labels` and sparse
+    categorical cross-entropy for integer labels, from logits unless
+    `activation` is `"softmax"`.
 
     Args:
         labels: The labels (their shape decides one-hot or integer).
@@ -65,6 +67,8 @@ def default_label_loss(labels, outputs, activation):
     Returns:
         A `keras.losses.Loss`.
     """
+    if activation == "sigmoid":
+        return keras.losses.BinaryCrossentropy()
     if outputs.shape[-1] == 1:
         return keras.losses.MeanSquaredError()
     from_logits = activation != "softmax"

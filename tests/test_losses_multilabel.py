@@ -104,6 +104,28 @@ def test_distills_a_sigmoid_teacher():
     assert np.isfinite(history.history["distillation_loss"][0])
 
 
+def test_sigmoid_student_defaults_to_binary_crossentropy():
+    # With alpha=1 the loss is the hard-label term alone: the mean over
+    # samples and tags of -[y log p + (1 - y) log(1 - p)].
+    inputs = keras.Input((2,))
+    outputs = keras.layers.Dense(2, activation="sigmoid")(inputs)
+    student = keras.Model(inputs, outputs)
+    student.set_weights([np.eye(2, dtype="float32"), np.zeros(2, "float32")])
+    x = np.array([[1.0, -2.0], [0.5, 3.0]], "float32")
+    tags = np.array([[1.0, 0.0], [1.0, 1.0]], "float32")
+    distiller = kd_keras.Distiller(
+        keras.models.clone_model(student),
+        student,
+        distillation_loss=losses.MultiLabelKD(),
+        alpha=1.0,
+    )
+    distiller.compile("sgd")
+    p = np_sigmoid(x)
+    expected = -np.mean(tags * np.log(p) + (1 - tags) * np.log(1 - p))
+    logs = distiller.evaluate(x, tags, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["student_loss"], expected, rtol=1e-5)
+
+
 def test_round_trip():
     loss = losses.MultiLabelKD(2.0, reduction="sum", name="tags")
     assert_round_trip(loss, logits(5), logits(6))
