@@ -1,4 +1,4 @@
-"""The teachers in saved_models/ load with plain Keras and match their cards."""
+"""The models in saved_models/ load with plain Keras and match their cards."""
 
 import json
 from pathlib import Path
@@ -10,11 +10,15 @@ import pytest
 from kd_keras import datasets
 
 SAVED = Path(__file__).parents[1] / "saved_models"
-TEACHERS = ("digits_mlp_teacher", "fashion_mnist_cnn_teacher")
+MODELS = (
+    "digits_mlp_teacher",
+    "fashion_mnist_cnn_teacher",
+    "fashion_mnist_cnn_student",
+)
 
 
-@pytest.mark.parametrize("name", TEACHERS)
-def test_teacher_matches_its_card(name):
+@pytest.mark.parametrize("name", MODELS)
+def test_model_matches_its_card(name):
     path = SAVED / f"{name}.h5"
     card = json.loads(path.with_suffix(".json").read_text())
     assert path.stat().st_size < 5 * 2**20
