@@ -364,52 +364,68 @@ def machine():
     )
 
 
-def report(results, rounds):
+HEADER = [
+    "# Speed: kd_keras against the bound and against keras.distillation",
+    "",
+    f"Written by `benchmarks/speed.py`: batch size {BATCH_SIZE}, "
+    f"T={TEMPERATURE}, alpha={ALPHA}. The machine is shared and noisy: the "
+    "ratios, from modes timed in alternation, are the result, not the "
+    "seconds. Each case's section says when it was measured and on what.",
+    "",
+]
+
+
+def section(case, result, rounds):
+    """The Markdown section of one case's results."""
     lines = [
-        "# Speed: kd_keras against the bound and against keras.distillation",
+        f"## {TITLES[case]}: {result['samples']} samples of {result['source']}",
         "",
-        "Written by `benchmarks/speed.py` "
-        f"({time.strftime('%Y-%m-%d')}), {rounds} rounds, batch size "
-        f"{BATCH_SIZE}, T={TEMPERATURE}, alpha={ALPHA}.",
-        f"Machine: {machine()}. The machine is shared and noisy: the ratios, "
-        "from modes timed in alternation, are the result, not the seconds.",
+        f"Measured {time.strftime('%Y-%m-%d')}, {rounds} rounds, on "
+        f"{machine()}.",
         "",
+        "| ratio | value | target |",
+        "|---|---|---|",
     ]
+    for key, value in result["ratios"].items():
+        lines.append(
+            f"| {TARGETS[key][0]} | {value:.2f} | {verdict(key, value)} |"
+        )
+    lines += [
+        "",
+        "Best 4-epoch ratio any cache can reach here, (4 student epochs "
+        "+ 1 teacher pass) ÷ 4 × (student epoch + teacher pass): "
+        f"{result['fit4_bound']:.2f}.",
+        "",
+        "| mode | epoch s (median) | min–max | memory MiB |",
+        "|---|---|---|---|",
+    ]
+    for mode, (med, low, high) in result["epochs"].items():
+        lines.append(
+            f"| {mode} | {med:.2f} | {low:.2f}–{high:.2f} | "
+            f"{result['memory'][mode]:.0f} |"
+        )
+    lines += [
+        "",
+        "| whole run | seconds (median) | min–max |",
+        "|---|---|---|",
+    ]
+    for key, (med, low, high) in result["runs"].items():
+        lines.append(f"| {key} | {med:.1f} | {low:.1f}–{high:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path, results, rounds):
+    """Writes the cases measured now into `path`, keeping its other cases."""
+    sections = {}
+    if path.exists():
+        for chunk in path.read_text().split("\n## ")[1:]:
+            for case, title in TITLES.items():
+                if chunk.startswith(title + ":"):
+                    sections[case] = "## " + chunk.strip() + "\n"
     for case, result in results.items():
-        lines += [
-            f"## {TITLES[case]}: {result['samples']} samples of "
-            f"{result['source']}",
-            "",
-            "| ratio | value | target |",
-            "|---|---|---|",
-        ]
-        for key, value in result["ratios"].items():
-            lines.append(
-                f"| {TARGETS[key][0]} | {value:.2f} | {verdict(key, value)} |"
-            )
-        lines += [
-            "",
-            "Best 4-epoch ratio any cache can reach here, (4 student epochs "
-            "+ 1 teacher pass) ÷ 4 × (student epoch + teacher pass): "
-            f"{result['fit4_bound']:.2f}.",
-            "",
-            "| mode | epoch s (median) | min–max | memory MiB |",
-            "|---|---|---|---|",
-        ]
-        for mode, (med, low, high) in result["epochs"].items():
-            lines.append(
-                f"| {mode} | {med:.2f} | {low:.2f}–{high:.2f} | "
-                f"{result['memory'][mode]:.0f} |"
-            )
-        lines += [
-            "",
-            "| whole run | seconds (median) | min–max |",
-            "|---|---|---|",
-        ]
-        for key, (med, low, high) in result["runs"].items():
-            lines.append(f"| {key} | {med:.1f} | {low:.1f}–{high:.1f} |")
-        lines.append("")
-    return "\n".join(lines)
+        sections[case] = section(case, result, rounds)
+    body = "\n".join(sections[case] for case in CASES if case in sections)
+    path.write_text("\n".join(HEADER) + body)
 
 
 def main(argv=None):
@@ -422,7 +438,12 @@ def main(argv=None):
         default=None,
         help=f"training samples per case (default: {DEFAULT_SAMPLES})",
     )
-    parser.add_argument("--output", default=Path(__file__).parent / "SPEED.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(__file__).parent / "SPEED.md",
+        help="Markdown file; sections of cases not run now are kept",
+    )
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cases = args.cases.split(",")
@@ -434,7 +455,7 @@ def main(argv=None):
         )
         for case in cases
     }
-    Path(args.output).write_text(report(results, args.rounds))
+    write_report(args.output, results, args.rounds)
     print(f"wrote {args.output}")
 
 
