@@ -19,6 +19,10 @@ read the shapes from a local batch, so that `fit` and `evaluate` run
 unchanged on every worker.
 """
 
+import json
+import os
+import shutil
+
 import keras
 import tensorflow as tf
 
@@ -41,12 +45,20 @@ def local_values(strategy, values):
     )
 
 
+def _on_cpu(strategy):
+    return any(
+        tf.DeviceSpec.from_string(device).device_type == "CPU"
+        for device in strategy.extended.worker_devices
+    )
+
+
 def make_step_function(model, step):
     """A `fit`/`evaluate` step function of `model` running `step`.
 
     Runs `steps_per_execution` steps of `step` on every replica per call,
-    each a compiled function (XLA when `model.jit_compile`), and returns
-    the logs of the last one.
+    each a compiled function, and returns the logs of the last one. The
+    step is compiled with XLA when `model.jit_compile`, except on CPU
+    workers: XLA compiles cross-worker collectives only for GPUs and TPUs.
 
     Args:
         model: The `keras.Model`, built under a multi-worker strategy.
@@ -62,7 +74,9 @@ def make_step_function(model, step):
 
     if not model.run_eagerly:
         one_step = tf.function(
-            one_step, reduce_retracing=True, jit_compile=model.jit_compile
+            one_step,
+            reduce_retracing=True,
+            jit_compile=model.jit_compile and not _on_cpu(strategy),
         )
 
     def function(iterator):
@@ -104,3 +118,83 @@ class MultiWorkerSteps:
             break
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
+
+
+class BackupAndRestore(keras.callbacks.Callback):
+    """Backs up training at each epoch's end and resumes from the backup.
+
+    Like `keras.callbacks.BackupAndRestore` (epoch frequency), and also
+    correct on several workers, where Keras' callback has every worker
+    write the same files. Here only the chief writes (the strategy's
+    `should_checkpoint`), and every worker restores from the same
+    directory, which must be shared by the workers, so all resume at the
+    same epoch with the same weights. Each backup is written under a new
+    name then published by an atomic rename of a small JSON index, so a
+    worker killed while writing leaves the previous backup whole.
+
+    The backup holds the model's weights (teacher, student, adapters) and
+    the optimizer's state; training resumes at the epoch after the last
+    backup. With the same data order (`shuffle=False`, or seeded shuffles)
+    and `tf.config.experimental.enable_op_determinism()`, the resumed run
+    ends with the student of an uninterrupted run.
+
+    Args:
+        backup_dir: Directory of the backup, shared by all workers.
+        delete_checkpoint: Whether to delete the backup when training ends.
+            Defaults to `True`.
+
+    Example:
+
+    ```python
+    with tf.distribute.MultiWorkerMirroredStrategy().scope():
+        distiller = kd_keras.Distiller(teacher, student)
+        distiller.compile(optimizer="adam")
+    backup = kd_keras.distribute.BackupAndRestore("/shared/backup")
+    distiller.fit(x, y, epochs=10, callbacks=[backup])
+    ```
+    """
+
+    _INDEX = "backup.json"
+
+    def __init__(self, backup_dir, delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError(
+                f"backup_dir must be a directory. Received: "
+                f"backup_dir={backup_dir!r}"
+            )
+        self.backup_dir = os.fspath(backup_dir)
+        self.delete_checkpoint = delete_checkpoint
+
+    def _path(self, name):
+        return os.path.join(self.backup_dir, name)
+
+    def on_train_begin(self, logs=None):
+        try:
+            with open(self._path(self._INDEX)) as f:
+                index = json.load(f)
+        except FileNotFoundError:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self._path(index["weights"]))
+        self.model._initial_epoch = index["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.model.distribute_strategy.extended.should_checkpoint:
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = f"epoch_{epoch + 1}.weights.h5"
+        self.model.save_weights(self._path(weights), overwrite=True)
+        with open(self._path(self._INDEX + ".tmp"), "w") as f:
+            json.dump({"epoch": epoch + 1, "weights": weights}, f)
+        os.replace(self._path(self._INDEX + ".tmp"), self._path(self._INDEX))
+        for name in os.listdir(self.backup_dir):
+            if name.endswith(".weights.h5") and name != weights:
+                os.remove(self._path(name))
+
+    def on_train_end(self, logs=None):
+        chief = self.model.distribute_strategy.extended.should_checkpoint
+        if self.delete_checkpoint and chief:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
