@@ -11,10 +11,9 @@ Keras 3's `fit` fails under a multi-worker `MultiWorkerMirroredStrategy`
   ("Invalid reduction dimension 0 for input with 0 dimensions").
 
 The step itself is sound: the optimizer sums the gradients over all the
-replicas with the strategy's collectives, and metric variables, mirrored
-with `SUM` aggregation, are synchronised on every update, so every replica
-holds the same global metrics. The functions here build the step function
-with the logs read from the first local replica (no reduction needed) and
+replicas with the strategy's collectives. The functions here build the step
+function with the logs averaged over the replicas by `strategy.reduce`
+without an axis (as Keras does for a single-worker `MirroredStrategy`), and
 read the shapes from a local batch, so that `fit` and `evaluate` run
 unchanged on every worker.
 """
@@ -22,6 +21,7 @@ unchanged on every worker.
 import json
 import os
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -34,14 +34,10 @@ def is_multi_worker(strategy):
     ) and strategy.extended._in_multi_worker_mode()
 
 
-def local_values(strategy, values):
-    """`values` with each distributed value replaced by its first replica's.
-
-    Every replica holds the same logs and the same batch shapes, so the
-    first local value stands for all of them without a collective.
-    """
+def local_batch(strategy, batch):
+    """The first local replica's part of a distributed batch."""
     return keras.tree.map_structure(
-        lambda v: strategy.experimental_local_results(v)[0], values
+        lambda v: strategy.experimental_local_results(v)[0], batch
     )
 
 
@@ -56,7 +52,9 @@ def make_step_function(model, step):
     """A `fit`/`evaluate` step function of `model` running `step`.
 
     Runs `steps_per_execution` steps of `step` on every replica per call,
-    each a compiled function, and returns the logs of the last one. The
+    each a compiled function, and returns the logs of the last one,
+    averaged over the replicas (metrics are local to each replica until
+    read outside the step). The
     step is compiled with XLA when `model.jit_compile`, except on CPU
     workers: XLA compiles cross-worker collectives only for GPUs and TPUs.
 
@@ -70,7 +68,10 @@ def make_step_function(model, step):
     strategy = model.distribute_strategy
 
     def one_step(data):
-        return local_values(strategy, strategy.run(step, args=(data,)))
+        logs = strategy.run(step, args=(data,))
+        return keras.tree.map_structure(
+            lambda v: strategy.reduce("MEAN", v, axis=None), logs
+        )
 
     if not model.run_eagerly:
         one_step = tf.function(
@@ -114,7 +115,7 @@ class MultiWorkerSteps:
         if iterator is None or not is_multi_worker(strategy):
             return super()._maybe_symbolic_build(iterator, data_batch)
         for _, _, batches in iterator:
-            data_batch = local_values(strategy, next(batches))
+            data_batch = local_batch(strategy, next(batches))
             break
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
@@ -125,9 +126,9 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     Like `keras.callbacks.BackupAndRestore` (epoch frequency), and also
     correct on several workers, where Keras' callback has every worker
-    write the same files. Here only the chief writes (the strategy's
-    `should_checkpoint`), and every worker restores from the same
-    directory, which must be shared by the workers, so all resume at the
+    write the same files. Here only the chief (the strategy's
+    `should_checkpoint`) writes the backup, and every worker restores from
+    it: the directory must be shared by the workers, so all resume at the
     same epoch with the same weights. Each backup is written under a new
     name then published by an atomic rename of a small JSON index, so a
     worker killed while writing leaves the previous backup whole.
@@ -182,10 +183,14 @@ class BackupAndRestore(keras.callbacks.Callback):
         self.model._initial_epoch = index["epoch"]
 
     def on_epoch_end(self, epoch, logs=None):
+        weights = f"epoch_{epoch + 1}.weights.h5"
         if not self.model.distribute_strategy.extended.should_checkpoint:
+            # Saving reads the metrics' variables, which are reduced across
+            # the workers: every worker saves, the others to a scratch copy.
+            with tempfile.TemporaryDirectory() as scratch:
+                self.model.save_weights(os.path.join(scratch, weights))
             return
         os.makedirs(self.backup_dir, exist_ok=True)
-        weights = f"epoch_{epoch + 1}.weights.h5"
         self.model.save_weights(self._path(weights), overwrite=True)
         with open(self._path(self._INDEX + ".tmp"), "w") as f:
             json.dump({"epoch": epoch + 1, "weights": weights}, f)

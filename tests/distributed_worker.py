@@ -8,8 +8,8 @@ the student's weights to `<out>/student_<index>.npz`.
 Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
 (`"numpy"` or `"dataset"`), `backup` (a `BackupAndRestore` directory or
-none) and `kill_at` (`[epoch, batch]` after which this worker SIGKILLs
-itself, or none).
+none) and `kill_at` (`[index, epoch, batch]`: worker `index` SIGKILLs
+itself after that batch, or none).
 """
 
 import json
@@ -68,8 +68,8 @@ def distil(config, keras, kd_keras):
             else kd_keras.distribute.BackupAndRestore
         )
         callbacks.append(backup(config["backup"]))
-    if config.get("kill_at"):
-        callbacks.append(_KillAt(keras, *config["kill_at"]))
+    if config.get("kill_at") and config["kill_at"][0] == config["index"]:
+        callbacks.append(_KillAt(keras, *config["kill_at"][1:]))
     if config.get("data") == "dataset":
         import tensorflow as tf
 
