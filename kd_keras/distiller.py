@@ -684,6 +684,9 @@ class Distiller(
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
         self._check_labels(given.get("y"))
+        distribute.check_shuffle(
+            self.distribute_strategy, given.get("x"), given.get("shuffle", True)
+        )
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
             self._check_labels(validation[1])

@@ -26,6 +26,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from kd_keras import cache as teacher_cache
+
 
 def is_multi_worker(strategy):
     """Whether `strategy` is a `MultiWorkerMirroredStrategy` on >1 worker."""
@@ -39,6 +41,28 @@ def local_batch(strategy, batch):
     return keras.tree.map_structure(
         lambda v: strategy.experimental_local_results(v)[0], batch
     )
+
+
+def check_shuffle(strategy, x, shuffle):
+    """Raises unless all workers shuffle in-memory `x` the same way.
+
+    Each worker shuffles its copy of the arrays before the strategy splits
+    every global batch between the workers; unseeded, each worker draws its
+    own order and some samples are seen twice per epoch, others never.
+    """
+    if (
+        shuffle
+        and is_multi_worker(strategy)
+        and teacher_cache.is_in_memory(x)
+        and tf.compat.v1.random.get_seed(None)[0] is None
+    ):
+        raise ValueError(
+            "Under a multi-worker MultiWorkerMirroredStrategy every worker "
+            "must shuffle the arrays in the same order: call "
+            "keras.utils.set_random_seed(seed) with the same seed on every "
+            f"worker, or pass shuffle=False. Received: shuffle={shuffle!r} "
+            "without a global seed."
+        )
 
 
 def _on_cpu(strategy):

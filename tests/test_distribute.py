@@ -184,3 +184,18 @@ def test_single_worker_strategies_use_keras_steps(mirrored):
 def test_backup_dir_must_be_given():
     with pytest.raises(ValueError, match="backup_dir"):
         distribute.BackupAndRestore("")
+
+
+def test_unseeded_shuffle_is_refused_on_several_workers(monkeypatch):
+    monkeypatch.setattr(distribute, "is_multi_worker", lambda strategy: True)
+    strategy = tf.distribute.get_strategy()
+    x = np.zeros((4, 2), "float32")
+    tf.random.set_seed(None)
+    with pytest.raises(ValueError, match="shuffle=True"):
+        distribute.check_shuffle(strategy, x, True)
+    distribute.check_shuffle(strategy, x, False)
+    distribute.check_shuffle(
+        strategy, tf.data.Dataset.from_tensor_slices(x), True
+    )
+    keras.utils.set_random_seed(1)
+    distribute.check_shuffle(strategy, x, True)
