@@ -1,4 +1,4 @@
-"""Training steps for `tf.distribute.MultiWorkerMirroredStrategy`.
+"""Distillation on several workers with `MultiWorkerMirroredStrategy`.
 
 Keras 3's `fit` fails under a multi-worker `MultiWorkerMirroredStrategy`
 (https://github.com/keras-team/keras/issues/20585) at two places:
@@ -15,7 +15,8 @@ replicas with the strategy's collectives. The functions here build the step
 function with the logs averaged over the replicas by `strategy.reduce`
 without an axis (as Keras does for a single-worker `MirroredStrategy`), and
 read the shapes from a local batch, so that `fit` and `evaluate` run
-unchanged on every worker.
+unchanged on every worker. `BackupAndRestore` backs training up so that a
+restarted job resumes where all workers left off.
 """
 
 import json

@@ -7,9 +7,11 @@ the student's weights to `<out>/student_<index>.npz`.
 
 Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
-(`"numpy"` or `"dataset"`), `backup` (a `BackupAndRestore` directory or
-none) and `kill_at` (`[index, epoch, batch]`: worker `index` SIGKILLs
-itself after that batch, or none).
+(`"numpy"` or `"dataset"`), `validation` (validate on half the data),
+`jit`, `deterministic` (op determinism), `backup` (a `BackupAndRestore`
+directory, Keras' one with `keras_backup`) and `kill_at`
+(`[index, epoch, batch]`: worker `index` SIGKILLs itself after that
+batch).
 """
 
 import json
@@ -77,6 +79,8 @@ def distil(config, keras, kd_keras):
         data = {"x": inputs.batch(config["batch_size"])}
     else:
         data = {"x": x, "y": y, "batch_size": config["batch_size"]}
+    if config.get("validation"):
+        data["validation_data"] = (x[: SAMPLES // 2], y[: SAMPLES // 2])
     history = distiller.fit(
         **data,
         epochs=config["epochs"],

@@ -27,7 +27,12 @@ WORKER = pathlib.Path(distributed_worker.__file__)
 ROOT = pathlib.Path(kd_keras.__file__).parents[1]
 TIMEOUT = 300
 WORKERS = 2
-CONFIG = {"epochs": 4, "batch_size": 16, "deterministic": True}
+CONFIG = {
+    "epochs": 4,
+    "batch_size": 16,
+    "deterministic": True,
+    "validation": True,
+}
 
 
 def free_ports(count):
@@ -126,7 +131,8 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_workers_end_with_the_single_process_student(uninterrupted):
-    # Numpy inputs, the teacher's outputs cached ("auto"), no shuffling:
+    # Numpy inputs and validation data, the teacher's outputs cached
+    # ("auto"), no shuffling:
     # each global batch of 16 is split 8/8, and the gradients summed over
     # the workers are those of the loss averaged over the 16 samples.
     (w0, h0), (w1, h1) = uninterrupted
