@@ -79,9 +79,9 @@ def make_step_function(model, step):
     Runs `steps_per_execution` steps of `step` on every replica per call,
     each a compiled function, and returns the logs of the last one,
     averaged over the replicas (metrics are local to each replica until
-    read outside the step). The
-    step is compiled with XLA when `model.jit_compile`, except on CPU
-    workers: XLA compiles cross-worker collectives only for GPUs and TPUs.
+    read outside the step). The step is compiled with XLA when
+    `model.jit_compile`, except on CPU workers: XLA compiles cross-worker
+    collectives only for GPUs and TPUs.
 
     Args:
         model: The `keras.Model`, built under a multi-worker strategy.
@@ -98,16 +98,21 @@ def make_step_function(model, step):
             lambda v: strategy.reduce("MEAN", v, axis=None), logs
         )
 
+    def next_step(iterator):
+        return one_step(iterator.get_next())
+
     if not model.run_eagerly:
+        # As in Keras: the batch is fetched in the graph, outside XLA.
         one_step = tf.function(
             one_step,
             reduce_retracing=True,
             jit_compile=model.jit_compile and not _on_cpu(strategy),
         )
+        next_step = tf.function(next_step, reduce_retracing=True)
 
     def function(iterator):
         for _ in range(model.steps_per_execution):
-            outputs = one_step(next(iterator))
+            outputs = next_step(iterator)
         return outputs
 
     return function
