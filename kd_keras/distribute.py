@@ -76,8 +76,8 @@ def _on_cpu(strategy):
 def make_step_function(model, step):
     """A `fit`/`evaluate` step function of `model` running `step`.
 
-    Runs `steps_per_execution` steps of `step` on every replica per call,
-    each a compiled function, and returns the logs of the last one,
+    Runs up to `steps_per_execution` steps of `step` on every replica per
+    call, each a compiled function, and returns the logs of the last one,
     averaged over the replicas (metrics are local to each replica until
     read outside the step). The step is compiled with XLA when
     `model.jit_compile`, except on CPU workers: XLA compiles cross-worker
@@ -111,8 +111,15 @@ def make_step_function(model, step):
         next_step = tf.function(next_step, reduce_retracing=True)
 
     def function(iterator):
-        for _ in range(model.steps_per_execution):
-            outputs = next_step(iterator)
+        # The first step's end of data ends the epoch (Keras' trainer
+        # catches it); a later one only ends this execution early. The
+        # workers agree on the end of the data, so all stop at one step.
+        outputs = next_step(iterator)
+        for _ in range(model.steps_per_execution - 1):
+            try:
+                outputs = next_step(iterator)
+            except tf.errors.OutOfRangeError:
+                break
         return outputs
 
     return function
