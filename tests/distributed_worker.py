@@ -8,10 +8,10 @@ the student's weights to `<out>/student_<index>.npz`.
 Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
 (`"numpy"` or `"dataset"`), `validation` (validate on half the data),
-`jit`, `deterministic` (op determinism), `backup` (a `BackupAndRestore`
-directory, Keras' one with `keras_backup`) and `kill_at`
-(`[index, epoch, batch]`: worker `index` SIGKILLs itself after that
-batch).
+`jit`, `steps_per_execution`, `deterministic` (op determinism), `backup`
+(a `BackupAndRestore` directory, Keras' one with `keras_backup`) and
+`kill_at` (`[index, epoch, batch]`: worker `index` SIGKILLs itself after
+that batch).
 """
 
 import json
@@ -61,6 +61,7 @@ def distil(config, keras, kd_keras):
         keras.optimizers.SGD(0.5),
         metrics=["accuracy"],
         jit_compile=config.get("jit", False),
+        steps_per_execution=config.get("steps_per_execution", 1),
     )
     callbacks = []
     if config.get("backup"):

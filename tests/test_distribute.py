@@ -145,8 +145,16 @@ def test_workers_end_with_the_single_process_student(uninterrupted):
 
 def test_dataset_with_cached_teacher(tmp_path):
     # A batched tf.data pipeline is sharded by data, and its cached teacher
-    # outputs travel with each sample.
-    config = {"epochs": 2, "batch_size": 16, "data": "dataset", "cache": True}
+    # outputs travel with each sample. Executions of 3 steps over 4
+    # batches: the second one ends early without interrupting training.
+    config = {
+        "epochs": 2,
+        "batch_size": 16,
+        "data": "dataset",
+        "cache": True,
+        "validation": True,
+        "steps_per_execution": 3,
+    }
     (w0, h0), (w1, h1) = run_workers(tmp_path, **config)
     for a, b in zip(w0, w1, strict=True):
         np.testing.assert_array_equal(a, b)
