@@ -8,8 +8,8 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
+from kd_keras import distribute, saving
 from kd_keras import losses as kd_losses
-from kd_keras import saving
 from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
     Hyperparameter,
@@ -112,7 +112,9 @@ class _EpochHooks(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class Distiller(StudentLossConfig, keras.Model):
+class Distiller(
+    distribute.MultiWorkerSteps, StudentLossConfig, keras.Model
+):
     """Trains a student model to reproduce a frozen teacher.
 
     `train_step` runs the teacher (`training=False`, outside the gradient
@@ -682,6 +684,9 @@ class Distiller(StudentLossConfig, keras.Model):
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
         self._check_labels(given.get("y"))
+        distribute.check_shuffle(
+            self.distribute_strategy, given.get("x"), given.get("shuffle", True)
+        )
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
             self._check_labels(validation[1])
