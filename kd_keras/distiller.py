@@ -662,11 +662,12 @@ class Distiller(
             x, stored, self._cached_classes = teacher_cache.cache_arrays(
                 x, self._teacher_function, storage, batch_size, verbose
             )
-        self.teacher_cache_nbytes = teacher_cache.nbytes(stored)
+        nbytes = teacher_cache.nbytes(stored)
+        self.teacher_cache_nbytes = (self.teacher_cache_nbytes or 0) + nbytes
         if verbose:
             print(
                 "kd_keras: teacher outputs cached in "
-                f"{self.teacher_cache_nbytes / 2**20:.1f} MiB "
+                f"{nbytes / 2**20:.1f} MiB "
                 f"({storage.dtype}"
                 + (f", top {storage.top_k} logits" if storage.top_k else "")
                 + ")"
@@ -678,11 +679,12 @@ class Distiller(
 
         Before training, the teacher's outputs on `x` (and on numpy
         `validation_data`) are computed once when `cache` allows it; the
-        memory they take is printed (when `verbose`) and kept in
+        memory they take is printed (when `verbose`) and their total kept in
         `teacher_cache_nbytes`.
         """
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
+        self.teacher_cache_nbytes = None
         self._check_labels(given.get("y"))
         distribute.check_shuffle(
             self.distribute_strategy, given.get("x"), given.get("shuffle", True)

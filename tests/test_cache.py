@@ -40,6 +40,16 @@ def test_numpy_inputs_are_cached_by_default_and_match_online(teacher, data):
     assert_same_weights(cached, online)
 
 
+def test_cache_size_counts_training_and_validation_data(teacher, data):
+    x, y = data
+    distiller = kd_keras.Distiller(teacher, make_mlp(CLASSES, "student"))
+    distiller.compile("adam")
+    distiller.fit(x, y, validation_data=(x[:5], y[:5]), epochs=1, verbose=0)
+    assert distiller.teacher_cache_nbytes == (len(x) + 5) * CLASSES * 4
+    distiller.fit(x, y, epochs=1, verbose=0)
+    assert distiller.teacher_cache_nbytes == len(x) * CLASSES * 4
+
+
 def test_keyed_cache_pairs_each_sample_with_its_outputs(teacher, data):
     x, y = data
     shuffled = (
