@@ -1,0 +1,216 @@
+"""Hostile and broken input: bad model files, non-finite values, bad data.
+
+Each case checks what the user sees (the error and its message) and that
+nothing is left half done. docs/RELIABILITY.md lists them.
+"""
+
+import shutil
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from conftest import CLASSES, FEATURES, make_data
+
+import kd_keras
+from kd_keras import cli, saving
+
+SUFFIXES = [".h5", ".keras"]
+
+
+# --- Loading model files -------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="reliability")
+class Doubling(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+def small_model(*layers):
+    inputs = keras.Input((FEATURES,))
+    h = inputs
+    for layer in layers:
+        h = layer(h)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES)(h))
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """`saved(suffix)`: the path of a small model saved as `suffix`."""
+
+    def save(suffix):
+        return saving.save_model(small_model(), tmp_path / f"good{suffix}")
+
+    return save
+
+
+def load_error(path, **kwargs):
+    with pytest.raises(ValueError) as info:
+        kd_keras.load_student(path, **kwargs)
+    message = str(info.value)
+    assert str(path) in message
+    return message
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_empty_file(tmp_path, suffix):
+    path = tmp_path / f"empty{suffix}"
+    path.write_bytes(b"")
+    assert "it is empty (0 bytes)" in load_error(path)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("keep", [10, 0.5, -1])
+def test_truncated_file(saved, suffix, keep):
+    path = saved(suffix)
+    data = path.read_bytes()
+    end = keep if isinstance(keep, int) and keep > 0 else None
+    end = end or (len(data) // 2 if keep == 0.5 else len(data) - 1)
+    path.write_bytes(data[:end])
+    assert "corrupt, truncated or not a Keras model" in load_error(path)
+
+
+@pytest.mark.parametrize(
+    "suffix,expected", [(".h5", "not an HDF5 file"), (".keras", "not a zip")]
+)
+def test_text_file_renamed(tmp_path, suffix, expected):
+    path = tmp_path / f"notes{suffix}"
+    path.write_text("layer sizes: 64, 32, 10")
+    assert expected in load_error(path)
+
+
+def test_keras_archive_renamed_h5(saved, tmp_path):
+    path = shutil.copy(saved(".keras"), tmp_path / "model.h5")
+    assert "zip archive, not HDF5" in load_error(path)
+
+
+def test_h5_renamed_keras(saved, tmp_path):
+    path = shutil.copy(saved(".h5"), tmp_path / "model.keras")
+    assert "it is an HDF5 file; rename it to .h5" in load_error(path)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_npz_renamed(tmp_path, suffix):
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+    path = shutil.copy(tmp_path / "arrays.npz", tmp_path / f"arrays{suffix}")
+    message = load_error(path)
+    expected = "no config.json" if suffix == ".keras" else "zip archive"
+    assert expected in message
+
+
+def test_npz_extension_is_refused(tmp_path):
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match=r"path must end in one of.*\.npz"):
+        kd_keras.load_student(tmp_path / "arrays.npz")
+
+
+def test_zip_without_a_model(tmp_path):
+    path = tmp_path / "other.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    assert "no config.json; it holds ['readme.txt']" in load_error(path)
+
+
+@pytest.mark.parametrize("entry", ["config.json", "model.weights.h5"])
+def test_keras_archive_with_a_damaged_entry(saved, entry):
+    path = saved(".keras")
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(entry)
+    data = bytearray(path.read_bytes())
+    # Past the entry's 30-byte local header and its name.
+    start = info.header_offset + 30 + len(entry.encode()) + 64
+    data[start : start + 16] = bytes(range(16))
+    path.write_bytes(bytes(data))
+    assert "corrupt" in load_error(path)
+
+
+@pytest.mark.parametrize("config", ["{}", "[1, 2]", "not json"])
+def test_h5_with_a_bad_model_config(tmp_path, config):
+    path = tmp_path / "bad_config.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = config
+    assert "corrupt, truncated or not a Keras model" in load_error(path)
+
+
+def test_weights_file_renamed(tmp_path):
+    small_model().save_weights(tmp_path / "w.weights.h5")
+    path = shutil.copy(tmp_path / "w.weights.h5", tmp_path / "model.h5")
+    assert "weights only" in load_error(path)
+
+
+def test_folder(tmp_path):
+    (tmp_path / "saved_model.keras").mkdir()
+    assert "is a folder" in load_error(tmp_path / "saved_model.keras")
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_lambda_layer_needs_safe_mode_false(tmp_path, suffix):
+    model = small_model(keras.layers.Lambda(lambda t: t + 1.0, name="shift"))
+    path = saving.save_model(model, tmp_path / f"lambda{suffix}")
+    message = load_error(path)
+    assert "Lambda layer(s) ['shift']" in message
+    assert "safe_mode=False" in message
+    x, _ = make_data(samples=4)
+    loaded = kd_keras.load_student(path, safe_mode=False)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_unknown_custom_object(tmp_path, suffix, monkeypatch):
+    model = small_model(Doubling())
+    path = saving.save_model(model, tmp_path / f"custom{suffix}")
+    monkeypatch.delitem(
+        keras.saving.get_custom_objects(), "reliability>Doubling"
+    )
+    message = load_error(path)
+    assert "custom object" in message and "Doubling" in message
+    name = "reliability>Doubling"
+    assert f"custom_objects={{{name!r}: Doubling}}" in message
+    x, _ = make_data(samples=4)
+    loaded = kd_keras.load_student(path, custom_objects={name: Doubling})
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"", "empty"),
+        (b"not a model", "not a"),
+    ],
+)
+@pytest.mark.parametrize("role", ["model", "teacher"])
+def test_cli_bad_model_file_one_line(
+    tmp_path, monkeypatch, capsys, suffix, content, expected, role
+):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(content)
+    if role == "model":
+        args = ["evaluate", bad.name]
+    else:
+        args = ["distill", "--teacher", bad.name, "--student", "mlp"]
+        args += ["--output", "s.h5"]
+    status = cli.main(args)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert len(err.strip().splitlines()) == 1
+    assert bad.name in err and expected in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_cli_lambda_teacher_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = small_model(keras.layers.Lambda(lambda t: t, name="identity"))
+    saving.save_model(model, tmp_path / "lambda.h5")
+    status = cli.main(["evaluate", "lambda.h5"])
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1
+    assert "Lambda layer(s) ['identity']" in err
