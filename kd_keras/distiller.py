@@ -8,8 +8,8 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
+from kd_keras import finite, saving
 from kd_keras import losses as kd_losses
-from kd_keras import saving
 from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
     Hyperparameter,
@@ -569,7 +569,7 @@ class Distiller(StudentLossConfig, keras.Model):
             for v in a.trainable_variables
         ]
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        finite.apply_if_finite(self.optimizer, losses[0], gradients, variables)
         return self._report(x, y, student[0], teacher[0], sample_weight, losses)
 
     def test_step(self, data):
@@ -660,6 +660,9 @@ class Distiller(StudentLossConfig, keras.Model):
             x, stored, self._cached_classes = teacher_cache.cache_arrays(
                 x, self._teacher_function, storage, batch_size, verbose
             )
+        finite.check_teacher_outputs(
+            stored, teacher_cache.is_in_memory(x), storage.dtype
+        )
         self.teacher_cache_nbytes = teacher_cache.nbytes(stored)
         if verbose:
             print(
@@ -682,9 +685,12 @@ class Distiller(StudentLossConfig, keras.Model):
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
         self._check_labels(given.get("y"))
+        finite.check_array("x", given.get("x"))
+        finite.check_array("y", given.get("y"))
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
             self._check_labels(validation[1])
+            finite.check_array("validation_data", validation[:2])
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
         # Inference keeps no activations for the backward pass, so batches
@@ -708,11 +714,11 @@ class Distiller(StudentLossConfig, keras.Model):
             for loss in self._distillation_losses
             if _overrides(loss, kd_losses.DistillationLoss, "on_epoch_begin")
         ]
-        if hooked:
-            given["callbacks"] = [
-                *(given.get("callbacks") or []),
-                _EpochHooks(hooked),
-            ]
+        given["callbacks"] = [
+            *(given.get("callbacks") or []),
+            *([_EpochHooks(hooked)] if hooked else []),
+            finite.StopOnNonFinite(),
+        ]
         return super().fit(*bound.args, **bound.kwargs)
 
     def evaluate(self, *args, **kwargs):

@@ -4,6 +4,7 @@ Each case checks what the user sees (the error and its message) and that
 nothing is left half done. docs/RELIABILITY.md lists them.
 """
 
+import contextlib
 import shutil
 import zipfile
 
@@ -11,7 +12,8 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import CLASSES, FEATURES, make_data
+import tensorflow as tf
+from conftest import CLASSES, FEATURES, make_data, make_mlp
 
 import kd_keras
 from kd_keras import cli, saving
@@ -214,3 +216,168 @@ def test_cli_lambda_teacher_refused(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert status == 1 and len(err.strip().splitlines()) == 1
     assert "Lambda layer(s) ['identity']" in err
+
+
+# --- NaN and Inf ---------------------------------------------------------
+
+
+def fresh_pair():
+    keras.utils.set_random_seed(1)
+    return make_mlp(32, "teacher"), make_mlp(16, "student")
+
+
+def with_nan(x, sample=40):
+    bad = x.copy()
+    bad[sample, 3] = np.nan
+    return bad
+
+
+@pytest.mark.parametrize(
+    "argument,make_call",
+    [
+        ("x", lambda x, y: ((with_nan(x), y), {})),
+        (
+            "validation_data",
+            lambda x, y: ((x, y), {"validation_data": (with_nan(x), y)}),
+        ),
+        ("y", lambda x, y: ((x, y.astype("float32") * np.inf), {})),
+    ],
+)
+def test_non_finite_arrays_refused_before_training(argument, make_call):
+    teacher, student = fresh_pair()
+    x, y = make_data()
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile("adam")
+    before = student.get_weights()
+    args, kwargs = make_call(x, y)
+    with pytest.raises(ValueError, match=f"^{argument} holds NaN or Inf"):
+        distiller.fit(*args, epochs=1, verbose=0, **kwargs)
+    for b, a in zip(before, student.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nan_sample_is_named():
+    teacher, student = fresh_pair()
+    x, y = make_data()
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile("adam")
+    with pytest.raises(ValueError, match=r"in 1 of 96 samples \(first: "):
+        distiller.fit(with_nan(x, 40), y, verbose=0)
+    with pytest.raises(ValueError, match="first: sample 40"):
+        distiller.fit(with_nan(x, 40), y, verbose=0)
+
+
+def broken_teacher(scale=np.nan):
+    teacher, student = fresh_pair()
+    weights = teacher.get_weights()
+    weights[-2] = weights[-2] * scale
+    teacher.set_weights(weights)
+    return teacher, student
+
+
+def test_broken_teacher_found_in_its_cached_outputs():
+    teacher, student = broken_teacher()
+    x, y = make_data()
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile("adam")
+    with pytest.raises(
+        ValueError,
+        match=r"teacher's outputs \(logits\) are NaN or Inf for 96 of 96 "
+        r"samples.*inputs are finite, so the teacher is broken",
+    ):
+        distiller.fit(x, y, verbose=0)
+
+
+def test_float16_cache_overflow_is_explained():
+    teacher, student = broken_teacher(scale=1e6)
+    x, y = make_data()
+    distiller = kd_keras.Distiller(
+        teacher, student, cache=kd_keras.TeacherCache("float16")
+    )
+    distiller.compile("adam")
+    assert np.abs(teacher.predict(x, verbose=0)).max() > 65504
+    with pytest.raises(ValueError, match="overflow above 65504"):
+        distiller.fit(x, y, verbose=0)
+
+
+def test_nan_inputs_in_a_cached_dataset():
+    teacher, student = fresh_pair()
+    x, y = make_data()
+    data = tf.data.Dataset.from_tensor_slices((with_nan(x), y)).batch(16)
+    distiller = kd_keras.Distiller(teacher, student, cache=True)
+    distiller.compile("adam")
+    with pytest.raises(ValueError, match="Its inputs hold NaN or Inf"):
+        distiller.fit(data, verbose=0)
+
+
+def train_on_batches(
+    teacher, student, data, jit_compile, epochs=2, strategy=None
+):
+    """Fits a fresh distiller; returns `(error message or None, distiller)`."""
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        distiller = kd_keras.Distiller(teacher, student, cache=False)
+        distiller.compile(keras.optimizers.Adam(0.01), jit_compile=jit_compile)
+    try:
+        distiller.fit(data, epochs=epochs, verbose=0)
+    except ValueError as error:
+        return str(error), distiller
+    return None, distiller
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("where", ["inputs", "teacher"])
+def test_non_finite_batch_stops_and_keeps_the_last_good_student(
+    jit_compile, where
+):
+    x, y = make_data()
+    teacher, student = fresh_pair()
+    initial = student.get_weights()
+    bad_x = with_nan(x, 40) if where == "inputs" else x
+    if where == "teacher":
+        # A teacher that returns NaN for one sample only (sample 40).
+        inputs = keras.Input((FEATURES,))
+        flag = keras.layers.Lambda(
+            lambda t: keras.ops.where(t[:, :1] == x[40, 0], np.nan, 0.0)
+        )(inputs)
+        teacher = keras.Model(inputs, teacher(inputs) + flag)
+    batches = tf.data.Dataset.from_tensor_slices((bad_x, y)).batch(16)
+    message, distiller = train_on_batches(
+        teacher, student, batches, jit_compile
+    )
+    # Sample 40 is in the third batch of 16.
+    assert message.startswith("Training stopped at epoch 1, batch 3: the ")
+    assert "student keeps its weights from before it" in message
+    assert int(distiller.optimizer.iterations) == 2
+    # The same student trained on the two good batches only.
+    reference = make_mlp(16, "student")
+    reference.set_weights(initial)
+    _, reference_distiller = train_on_batches(
+        teacher, reference, batches.take(2), jit_compile, epochs=1
+    )
+    for a, b in zip(
+        student.get_weights(), reference.get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_batch_under_mirrored_strategy(mirrored):
+    x, y = make_data()
+    with mirrored.scope():
+        teacher, student = fresh_pair()
+    initial = student.get_weights()
+    batches = tf.data.Dataset.from_tensor_slices((with_nan(x, 40), y))
+    batches = batches.batch(16)
+    message, _ = train_on_batches(
+        teacher, student, batches, False, strategy=mirrored
+    )
+    assert message.startswith("Training stopped at epoch 1, batch 3: the ")
+    with mirrored.scope():
+        reference = make_mlp(16, "student")
+    reference.set_weights(initial)
+    train_on_batches(
+        teacher, reference, batches.take(2), False, 1, strategy=mirrored
+    )
+    for a, b in zip(
+        student.get_weights(), reference.get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
