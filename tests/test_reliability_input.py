@@ -381,3 +381,170 @@ def test_non_finite_batch_under_mirrored_strategy(mirrored):
         student.get_weights(), reference.get_weights(), strict=True
     ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# --- Extreme temperatures and logits, float16 ------------------------------
+
+TEMPERATURES = [0.05, 1.0, 1000.0]
+LOGIT_LOSSES = {
+    "kd": lambda t: kd_keras.losses.KD(t),
+    "soft_ce": lambda t: kd_keras.losses.SoftTargetCrossEntropy(t),
+    "logit_mse": lambda t: kd_keras.losses.LogitMSE(),
+    "dkd": lambda t: kd_keras.losses.DKD(temperature=t, warmup=0),
+    "dist": lambda t: kd_keras.losses.DIST(temperature=t),
+    "multilabel": lambda t: kd_keras.losses.MultiLabelKD(temperature=t),
+    "regression_mse": lambda t: kd_keras.losses.RegressionKD(),
+    "regression_huber": lambda t: kd_keras.losses.RegressionKD("huber"),
+    "softened_kl": lambda t: kd_keras.losses.SoftenedLoss(
+        keras.losses.KLDivergence(), t
+    ),
+}
+LABELS = np.array([0, 3, 1, 2, 0, 1])
+
+
+def extreme_logits(kind, dtype):
+    """`(teacher, student)` logits `(6, 4)`; all finite in `dtype`."""
+    rng = np.random.default_rng(3)
+    if kind == "normal":
+        return rng.normal(size=(2, 6, 4)) * 3
+    if kind == "huge":
+        # Up to float16's largest value, 65504.
+        return np.clip(rng.normal(size=(2, 6, 4)) * 3e4, -6e4, 6e4)
+    # Teacher and student equal and saturated: one class at +6e4.
+    logits = np.where(np.eye(4)[LABELS] > 0, 6e4, -6e4)
+    return np.stack([logits, logits])
+
+
+def value_and_gradient(loss, teacher, student, dtype):
+    teacher = tf.constant(teacher, dtype)
+    student = tf.Variable(student, dtype="float32")
+    labels = {"labels": LABELS} if loss.requires_labels else {}
+    with tf.GradientTape() as tape:
+        value = loss(teacher, tf.cast(student, dtype), **labels)
+    return value.numpy(), tape.gradient(value, student).numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("kind", ["normal", "huge", "saturated"])
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("name", sorted(LOGIT_LOSSES))
+def test_losses_stay_finite(name, temperature, kind, dtype):
+    loss = LOGIT_LOSSES[name](temperature)
+    teacher, student = extreme_logits(kind, dtype)
+    value, gradient = value_and_gradient(loss, teacher, student, dtype)
+    assert value.dtype == np.float32
+    assert np.isfinite(value) and value >= -1e-4 * max(1.0, temperature**2)
+    if name == "dist" and dtype == "float16" and temperature > 100:
+        # Correlation is scale-free, so DIST's T**2 factor is not offset
+        # by softer gradients as in KD: at T = 1000 they reach ~1e5 and
+        # overflow float16 (a LossScaleOptimizer skips those steps).
+        gradient = gradient[np.abs(gradient) < 65504]
+    assert np.isfinite(gradient).all()
+    if kind == "saturated" and name not in ("dist", "soft_ce"):
+        # Equal logits: no loss, no gradient.
+        assert abs(value) <= 1e-6 * temperature**2
+        np.testing.assert_allclose(gradient, 0.0, atol=1e-6)
+
+
+def log_softmax64(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def log_sum_exp64(z):
+    peak = z.max(-1)
+    return peak + np.log(np.exp(z - peak[..., None]).sum(-1))
+
+
+def kd64(t, s, temperature):
+    log_p, log_q = (
+        log_softmax64(t / temperature),
+        log_softmax64(s / temperature),
+    )
+    return temperature**2 * (np.exp(log_p) * (log_p - log_q)).sum(-1).mean()
+
+
+def dkd64(t, s, labels, temperature, alpha=1.0, beta=8.0):
+    mask = np.eye(t.shape[-1])[labels] > 0
+
+    def split(z):
+        z = z / temperature
+        log_all = log_sum_exp64(z)
+        log_rest = log_sum_exp64(np.where(mask, -np.inf, z))
+        log_target = z[mask] - log_all
+        return (
+            log_target,
+            log_rest - log_all,
+            np.where(mask, -np.inf, z - log_rest[:, None]),
+        )
+
+    (pt, po, pr), (qt, qo, qr) = split(t), split(s)
+    tckd = np.exp(pt) * (pt - qt) + np.exp(po) * (po - qo)
+    nckd = np.where(mask, 0.0, np.exp(pr) * np.nan_to_num(pr - qr)).sum(-1)
+    return temperature**2 * (alpha * tckd + beta * nckd).mean()
+
+
+def multilabel64(t, s, temperature):
+    def log_sigmoid(z):
+        return -np.logaddexp(0.0, -z)
+
+    t, s = t / temperature, s / temperature
+    kl = np.exp(log_sigmoid(t)) * (log_sigmoid(t) - log_sigmoid(s)) + np.exp(
+        log_sigmoid(-t)
+    ) * (log_sigmoid(-t) - log_sigmoid(-s))
+    return temperature**2 * kl.mean()
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("kind", ["normal", "huge"])
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ("kd", lambda t, s, T: kd64(t, s, T)),
+        ("dkd", lambda t, s, T: dkd64(t, s, LABELS, T)),
+        ("multilabel", multilabel64),
+    ],
+)
+def test_extreme_values_match_float64(name, reference, kind, temperature):
+    teacher, student = extreme_logits(kind, "float32")
+    loss = LOGIT_LOSSES[name](temperature)
+    value, _ = value_and_gradient(loss, teacher, student, "float32")
+    expected = reference(teacher, student, temperature)
+    # At T = 1000 the distributions nearly agree and float32 loses ~0.2%
+    # in the difference of nearly equal terms.
+    rtol = 2e-3 if temperature < 100 else 1e-2
+    np.testing.assert_allclose(value, expected, rtol=rtol, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name,temperature",
+    [
+        ("kd", 0.05),
+        ("kd", 1000.0),
+        ("dkd", 0.05),
+        ("dist", 1000.0),
+        ("multilabel", 0.05),
+        ("logit_mse", 1.0),
+    ],
+)
+def test_distiller_under_mixed_float16(name, temperature):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    teacher, student = fresh_pair()
+    x, y = make_data()
+    teacher.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    teacher.fit(x, y, epochs=5, verbose=0)
+    assert student.outputs[0].dtype == "float16"
+    distiller = kd_keras.Distiller(
+        teacher, student, LOGIT_LOSSES[name](temperature)
+    )
+    distiller.compile("adam")
+    history = distiller.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert np.isfinite(history.history["distillation_loss"]).all()
+    assert all(np.isfinite(w).all() for w in student.get_weights())
+    if name != "dist":
+        # Updates went through the loss scaling (DIST at T = 1000 needs
+        # more steps for the loss scale to come down, see above).
+        assert int(distiller.optimizer.iterations) > 0
