@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
-from kd_keras import finite, saving
+from kd_keras import checks, finite, saving
 from kd_keras import losses as kd_losses
 from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
@@ -204,6 +204,7 @@ class Distiller(StudentLossConfig, keras.Model):
     ):
         super().__init__(**kwargs)
         output_shape = check_models(teacher, student)
+        checks.check_inputs_match(teacher, student)
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
@@ -596,6 +597,15 @@ class Distiller(StudentLossConfig, keras.Model):
                 f"{y.max()}."
             )
 
+    def _check_data(self, x_name, x, y_name, y):
+        """Raises for empty, mis-shaped or non-finite data, naming it."""
+        checks.check_not_empty(x_name, x)
+        checks.check_x(self.teacher, x)
+        checks.check_y(y_name, y, output_shape(self.student))
+        self._check_labels(y)
+        finite.check_array(x_name, x)
+        finite.check_array(y_name, y)
+
     def _cache_storage(self, x):
         """The `TeacherCache` to use for `x`, or `None` to run online."""
         storage = self.cache
@@ -684,13 +694,15 @@ class Distiller(StudentLossConfig, keras.Model):
         """
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
-        self._check_labels(given.get("y"))
-        finite.check_array("x", given.get("x"))
-        finite.check_array("y", given.get("y"))
+        self._check_data("x", given.get("x"), "y", given.get("y"))
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
-            self._check_labels(validation[1])
-            finite.check_array("validation_data", validation[:2])
+            self._check_data(
+                "validation_data[0]",
+                validation[0],
+                "validation_data[1]",
+                validation[1],
+            )
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
         # Inference keeps no activations for the backward pass, so batches

@@ -5,6 +5,7 @@ nothing is left half done. docs/RELIABILITY.md lists them.
 """
 
 import contextlib
+import re
 import shutil
 import zipfile
 
@@ -237,7 +238,7 @@ def with_nan(x, sample=40):
     [
         ("x", lambda x, y: ((with_nan(x), y), {})),
         (
-            "validation_data",
+            "validation_data[0]",
             lambda x, y: ((x, y), {"validation_data": (with_nan(x), y)}),
         ),
         ("y", lambda x, y: ((x, y.astype("float32") * np.inf), {})),
@@ -250,7 +251,9 @@ def test_non_finite_arrays_refused_before_training(argument, make_call):
     distiller.compile("adam")
     before = student.get_weights()
     args, kwargs = make_call(x, y)
-    with pytest.raises(ValueError, match=f"^{argument} holds NaN or Inf"):
+    with pytest.raises(
+        ValueError, match=f"^{re.escape(argument)} holds NaN or Inf"
+    ):
         distiller.fit(*args, epochs=1, verbose=0, **kwargs)
     for b, a in zip(before, student.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -548,3 +551,131 @@ def test_distiller_under_mixed_float16(name, temperature):
         # Updates went through the loss scaling (DIST at T = 1000 needs
         # more steps for the loss scale to come down, see above).
         assert int(distiller.optimizer.iterations) > 0
+
+
+# --- Bad data caught before training ---------------------------------------
+
+
+def distiller_for(loss=None, optimizer="adam"):
+    teacher, student = fresh_pair()
+    distiller = kd_keras.Distiller(teacher, student, loss)
+    distiller.compile(optimizer)
+    return distiller
+
+
+@pytest.mark.parametrize(
+    "make_x,message",
+    [
+        (
+            lambda x, y: (x[:0], y[:0]),
+            r"^x is empty \(0 samples\).*Received: x of shape \(0, 8\)",
+        ),
+        (
+            lambda x, y: (
+                tf.data.Dataset.from_tensor_slices((x[:0], y[:0])).batch(8),
+            ),
+            "^x is an empty tf.data.Dataset",
+        ),
+        (
+            lambda x, y: (x[:, :5], y),
+            r"^x has samples of shape \(5,\), but the models take inputs of "
+            r"shape \(8,\)",
+        ),
+        (
+            lambda x, y: (x, y + 0.5),
+            r"^y holds class indices that are not whole numbers \(e.g. "
+            r"\[\d\.5",
+        ),
+        (
+            lambda x, y: (x, np.eye(3)[y % 3]),
+            r"^y has shape \(96, 3\): one-hot labels need 4 columns",
+        ),
+        (lambda x, y: (x, y[:50]), "'y' sizes: 50"),
+        (lambda x, y: (x, y + 10), r"Labels must be in \[0, 4\)"),
+    ],
+)
+def test_bad_data_refused_before_training(make_x, message):
+    distiller = distiller_for()
+    student_before = distiller.student.get_weights()
+    x, y = make_data()
+    with pytest.raises(ValueError, match=message):
+        distiller.fit(*make_x(x, y), epochs=1, verbose=0)
+    for b, a in zip(
+        student_before, distiller.student.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_validation_labels_are_named():
+    distiller = distiller_for()
+    x, y = make_data()
+    with pytest.raises(ValueError, match=r"^validation_data\[1\] has shape"):
+        distiller.fit(x, y, validation_data=(x, np.eye(3)[y % 3]), verbose=0)
+
+
+def test_string_labels():
+    distiller = distiller_for()
+    x, y = make_data()
+    with pytest.raises(TypeError, match="y must hold numbers.*dtype <U"):
+        distiller.fit(x, y.astype(str), verbose=0)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        lambda y: y.astype("float32"),
+        lambda y: y[:, None],
+        lambda y: np.eye(CLASSES)[y],
+    ],
+    ids=["float", "column", "one_hot"],
+)
+def test_accepted_label_forms_train_alike(y):
+    """Whole float labels, a label column and one-hot rows are the same."""
+    x, labels = make_data()
+    # SGD: Adam's normalised steps would magnify rounding differences.
+    reference = distiller_for(optimizer="sgd")
+    reference.fit(x, labels, epochs=1, shuffle=False, verbose=0)
+    distiller = distiller_for(optimizer="sgd")
+    distiller.fit(x, y(labels), epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(
+        distiller.student.get_weights(),
+        reference.student.get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_teacher_and_student_inputs_must_match():
+    teacher = make_mlp(32, "teacher")
+    inputs = keras.Input((FEATURES - 3,))
+    student = keras.Model(inputs, keras.layers.Dense(CLASSES)(inputs))
+    with pytest.raises(
+        ValueError,
+        match=r"teacher and student must take the same inputs.*"
+        r"teacher inputs \[\(8,\)\], student inputs \[\(5,\)\]",
+    ):
+        kd_keras.Distiller(teacher, student)
+
+
+def test_class_count_mismatch():
+    teacher = make_mlp(32, "teacher")
+    inputs = keras.Input((FEATURES,))
+    student = keras.Model(inputs, keras.layers.Dense(CLASSES - 1)(inputs))
+    with pytest.raises(
+        ValueError, match=r"teacher output \(4,\), student output \(3,\)"
+    ):
+        kd_keras.Distiller(teacher, student)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [None, kd_keras.losses.DIST(), kd_keras.losses.DKD(warmup=0)],
+    ids=["kd", "dist", "dkd"],
+)
+def test_batch_size_one(loss):
+    x, y = make_data(samples=8)
+    distiller = distiller_for(loss)
+    history = distiller.fit(x, y, batch_size=1, epochs=1, verbose=0)
+    assert int(distiller.optimizer.iterations) == 8
+    assert np.isfinite(history.history["loss"]).all()
+    assert all(np.isfinite(w).all() for w in distiller.student.get_weights())
