@@ -327,8 +327,10 @@ def train_on_batches(
     return None, distiller
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-@pytest.mark.parametrize("where", ["inputs", "teacher"])
+@pytest.mark.parametrize(
+    "jit_compile,where",
+    [(False, "inputs"), (True, "inputs"), (False, "teacher")],
+)
 def test_non_finite_batch_stops_and_keeps_the_last_good_student(
     jit_compile, where
 ):
@@ -534,10 +536,6 @@ def test_distiller_under_mixed_float16(name, temperature):
     keras.mixed_precision.set_global_policy("mixed_float16")
     teacher, student = fresh_pair()
     x, y = make_data()
-    teacher.compile(
-        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    teacher.fit(x, y, epochs=5, verbose=0)
     assert student.outputs[0].dtype == "float16"
     distiller = kd_keras.Distiller(
         teacher, student, LOGIT_LOSSES[name](temperature)
