@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
-from kd_keras import distribute, saving
+from kd_keras import checks, distribute, finite, saving
 from kd_keras import losses as kd_losses
 from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
@@ -206,6 +206,7 @@ class Distiller(
     ):
         super().__init__(**kwargs)
         output_shape = check_models(teacher, student)
+        checks.check_inputs_match(teacher, student)
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
@@ -571,7 +572,7 @@ class Distiller(
             for v in a.trainable_variables
         ]
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        finite.apply_if_finite(self.optimizer, losses[0], gradients, variables)
         return self._report(x, y, student[0], teacher[0], sample_weight, losses)
 
     def test_step(self, data):
@@ -597,6 +598,15 @@ class Distiller(
                 f"{classes[-1]} classes. Received labels from {y.min()} to "
                 f"{y.max()}."
             )
+
+    def _check_data(self, x_name, x, y_name, y):
+        """Raises for empty, mis-shaped or non-finite data, naming it."""
+        checks.check_not_empty(x_name, x)
+        checks.check_x(self.teacher, x)
+        checks.check_y(y_name, y, output_shape(self.student))
+        self._check_labels(y)
+        finite.check_array(x_name, x)
+        finite.check_array(y_name, y)
 
     def _cache_storage(self, x):
         """The `TeacherCache` to use for `x`, or `None` to run online."""
@@ -662,6 +672,9 @@ class Distiller(
             x, stored, self._cached_classes = teacher_cache.cache_arrays(
                 x, self._teacher_function, storage, batch_size, verbose
             )
+        finite.check_teacher_outputs(
+            stored, teacher_cache.is_in_memory(x), storage.dtype
+        )
         nbytes = teacher_cache.nbytes(stored)
         self.teacher_cache_nbytes = (self.teacher_cache_nbytes or 0) + nbytes
         if verbose:
@@ -685,13 +698,18 @@ class Distiller(
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
         self.teacher_cache_nbytes = None
-        self._check_labels(given.get("y"))
+        self._check_data("x", given.get("x"), "y", given.get("y"))
         distribute.check_shuffle(
             self.distribute_strategy, given.get("x"), given.get("shuffle", True)
         )
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
-            self._check_labels(validation[1])
+            self._check_data(
+                "validation_data[0]",
+                validation[0],
+                "validation_data[1]",
+                validation[1],
+            )
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
         # Inference keeps no activations for the backward pass, so batches
@@ -715,11 +733,11 @@ class Distiller(
             for loss in self._distillation_losses
             if _overrides(loss, kd_losses.DistillationLoss, "on_epoch_begin")
         ]
-        if hooked:
-            given["callbacks"] = [
-                *(given.get("callbacks") or []),
-                _EpochHooks(hooked),
-            ]
+        given["callbacks"] = [
+            *(given.get("callbacks") or []),
+            *([_EpochHooks(hooked)] if hooked else []),
+            finite.StopOnNonFinite(),
+        ]
         return super().fit(*bound.args, **bound.kwargs)
 
     def evaluate(self, *args, **kwargs):

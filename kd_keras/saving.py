@@ -4,6 +4,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -101,18 +102,73 @@ def save_model(model, path, overwrite=False):
     return path
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+# Keras' messages for a class or function it cannot find.
+_UNKNOWN_OBJECT = re.compile(
+    r"Unknown \w+: '([^']+)'|Could not locate (?:class|function) '([^']+)'"
+)
+_REGISTERED_NAME = re.compile(r"'registered_name': '([^']+)'")
+
+
+def _file_format(path):
+    """`"hdf5"`, `"zip"`, `"empty"` or `None`, from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(len(_HDF5_SIGNATURE))
+    if not head:
+        return "empty"
+    if head == _HDF5_SIGNATURE:
+        return "hdf5"
+    if head.startswith(_ZIP_SIGNATURE):
+        return "zip"
+    return None
+
+
+def _check_format(path):
+    """Raises a `ValueError` saying what `path` holds unless Keras reads it."""
+    found = _file_format(path)
+    expected = "zip" if path.suffix == ".keras" else "hdf5"
+    if found == expected:
+        return
+    if found == "empty":
+        reason = "it is empty (0 bytes)"
+    elif found == "hdf5":
+        reason = "it is an HDF5 file; rename it to .h5"
+    elif found == "zip":
+        reason = "it is a zip archive, not HDF5 (a .keras model renamed?)"
+    else:
+        reason = f"it is not {'a zip' if expected == 'zip' else 'an HDF5'} file"
+    raise ValueError(
+        f"Cannot read the model file {str(path)!r}: {reason}. A "
+        f"{path.suffix} model is written by model.save or save_student."
+    )
+
+
 def _read_config(path):
     """The model config stored in a `.keras` or `.h5` file."""
     if path.suffix == ".keras":
         with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read("config.json"))
-    with h5py.File(path, "r") as f:
-        config = f.attrs.get("model_config")
-        if config is None:
-            raise ValueError("it holds weights only, no model config")
-        if isinstance(config, bytes):
-            config = config.decode("utf-8")
-        return json.loads(config)
+            names = archive.namelist()
+            if "config.json" not in names:
+                raise ValueError(
+                    "the archive has no config.json; it holds "
+                    f"{names[:5]}, not a .keras model"
+                )
+            config = json.loads(archive.read("config.json"))
+    else:
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+            if config is None:
+                raise ValueError(
+                    "it holds weights only, no model config (load it with "
+                    "model.load_weights)"
+                )
+            if isinstance(config, bytes):
+                config = config.decode("utf-8")
+            config = json.loads(config)
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError("its model config is not a Keras model config")
+    return config
 
 
 def _lambda_layer_names(config):
@@ -129,8 +185,33 @@ def _lambda_layer_names(config):
     return names
 
 
-def load_student(path, safe_mode=True, compile=False):
+def _load_error(path, error):
+    """The `ValueError` to raise for Keras' `error` on loading `path`."""
+    unknown = _UNKNOWN_OBJECT.search(str(error))
+    if unknown:
+        # `.keras` files look custom objects up by their registered name.
+        registered = _REGISTERED_NAME.search(str(error), unknown.end())
+        name = (registered or unknown).group(1) or unknown.group(2)
+        short = name.split(">")[-1]
+        return ValueError(
+            f"{str(path)!r} uses the custom object {name!r}, which is not "
+            "registered in this process. Import the module that defines "
+            "it (decorated with keras.saving.register_keras_serializable) "
+            f"or pass custom_objects={{{name!r}: {short}}}."
+        )
+    first_line = str(error).strip().splitlines()[0] if str(error) else ""
+    return ValueError(
+        f"Cannot load the model file {str(path)!r}: it is corrupt, "
+        f"truncated or not a Keras model ({type(error).__name__}: "
+        f"{first_line[:300]})."
+    )
+
+
+def load_student(path, safe_mode=True, compile=False, custom_objects=None):
     """Loads a student saved by `Distiller.save_student` (or any Keras model).
+
+    The file is checked before Keras reads it, so a bad file fails with a
+    `ValueError` naming it and saying what is wrong.
 
     Args:
         path: A `.keras`, `.h5` or `.hdf5` file.
@@ -139,14 +220,20 @@ def load_student(path, safe_mode=True, compile=False):
             trust. Defaults to `True`.
         compile: Whether to restore the training configuration saved with
             the model. Defaults to `False`.
+        custom_objects: Dict mapping the names of custom layers, losses or
+            functions the model uses to their classes or functions, for
+            those not registered with
+            `keras.saving.register_keras_serializable`. Defaults to `None`.
 
     Returns:
         The `keras.Model`.
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: The file is corrupt, truncated, not a Keras model, or
-            holds a `Lambda` layer under `safe_mode=True`.
+        ValueError: The file is empty, corrupt, truncated, of another
+            format than its extension says, not a Keras model, uses an
+            unknown custom object, or holds a `Lambda` layer under
+            `safe_mode=True`.
 
     Example:
 
@@ -156,9 +243,15 @@ def load_student(path, safe_mode=True, compile=False):
     ```
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{str(path)!r} is a folder, not a model file (a TensorFlow "
+            "SavedModel? Keras 3 loads those with keras.layers.TFSMLayer)."
+        )
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {str(path)!r}.")
     check_extension(path)
+    _check_format(path)
     try:
         config = _read_config(path)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
@@ -175,10 +268,16 @@ def load_student(path, safe_mode=True, compile=False):
         )
     try:
         return keras.models.load_model(
-            path, safe_mode=safe_mode, compile=compile
+            path,
+            safe_mode=safe_mode,
+            compile=compile,
+            custom_objects=custom_objects,
         )
-    except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"Cannot load the model file {str(path)!r}: it is corrupt or "
-            f"truncated ({error})."
-        ) from None
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        zipfile.BadZipFile,
+    ) as error:
+        raise _load_error(path, error) from None

@@ -62,6 +62,10 @@ def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
         s, mask, temperature
     )
     target = bernoulli_kl(t_target, t_other, s_target, s_other)
+    # Zero the target entries before `exp`: they may overflow, and an inf
+    # there would make the masked-out gradient 0 * inf = NaN.
+    t_rest = ops.where(mask, 0.0, t_rest)
+    s_rest = ops.where(mask, 0.0, s_rest)
     non_target = ops.sum(
         ops.where(mask, 0.0, ops.exp(t_rest) * (t_rest - s_rest)), axis=-1
     )
