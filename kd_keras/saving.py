@@ -74,6 +74,37 @@ def atomic_path(path, overwrite=False):
             os.unlink(tmp)
 
 
+class SeedStates:
+    """Mixin saving a model's random number states with its weights.
+
+    Keras saves the variables of layers but not the states of their
+    `keras.random.SeedGenerator`s (dropout, random augmentation). A run
+    resumed from a weights file, as `keras.callbacks.BackupAndRestore`
+    does, would then draw the random numbers of its first steps again and
+    train differently from a run never interrupted. The model saves them
+    beside its own variables, as `seed_<i>`; files without them still load.
+    """
+
+    def _seed_states(self):
+        weights = {id(w) for w in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, state in enumerate(self._seed_states()):
+            store[f"seed_{i}"] = state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        seeds = {key for key in keys if key.startswith("seed_")}
+        super().load_own_variables(
+            {key: store[key] for key in keys if key not in seeds}
+        )
+        for i, state in enumerate(self._seed_states()):
+            if f"seed_{i}" in seeds:
+                state.assign(store[f"seed_{i}"])
+
+
 def save_model(model, path, overwrite=False):
     """Saves `model` to `path` atomically (see `atomic_path`).
 
