@@ -112,7 +112,7 @@ class _EpochHooks(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class Distiller(StudentLossConfig, saving.SeedStates, keras.Model):
+class Distiller(StudentLossConfig, saving.ReliableSaving, keras.Model):
     """Trains a student model to reproduce a frozen teacher.
 
     `train_step` runs the teacher (`training=False`, outside the gradient

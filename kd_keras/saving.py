@@ -58,8 +58,10 @@ def atomic_path(path, overwrite=False):
             f"{str(path)!r} exists; pass overwrite=True to replace it."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden, and ending in the whole name: Keras reads the format from
+    # compound extensions such as `.weights.h5`.
     handle, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+        prefix=".", suffix=f".{path.name}", dir=path.parent
     )
     os.close(handle)
     try:
@@ -74,8 +76,13 @@ def atomic_path(path, overwrite=False):
             os.unlink(tmp)
 
 
-class SeedStates:
-    """Mixin saving a model's random number states with its weights.
+class ReliableSaving:
+    """Mixin making a model's saves atomic and its training resumable.
+
+    `save` and `save_weights` write to a temporary file renamed over the
+    destination (see `atomic_path`): a crash while saving, during a
+    `keras.callbacks.ModelCheckpoint` or `BackupAndRestore` write for
+    example, leaves the previous file whole.
 
     Keras saves the variables of layers but not the states of their
     `keras.random.SeedGenerator`s (dropout, random augmentation). A run
@@ -84,6 +91,14 @@ class SeedStates:
     train differently from a run never interrupted. The model saves them
     beside its own variables, as `seed_<i>`; files without them still load.
     """
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        with atomic_path(filepath, overwrite) as tmp:
+            super().save(tmp, overwrite=True, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        with atomic_path(filepath, overwrite) as tmp:
+            super().save_weights(tmp, overwrite=True, **kwargs)
 
     def _seed_states(self):
         weights = {id(w) for w in self.weights}
@@ -123,6 +138,28 @@ def save_model(model, path, overwrite=False):
     options = {} if path.suffix == ".keras" else {"include_optimizer": False}
     with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
         model.save(tmp, **options)
+    return path
+
+
+def save_weights(model, path, overwrite=False):
+    """Saves the weights of `model` to `path` atomically.
+
+    Args:
+        model: The `keras.Model` whose weights to save.
+        path: Destination ending in `.weights.h5`.
+        overwrite: Whether an existing file may be replaced. Defaults to
+            `False`.
+
+    Returns:
+        The `Path` written.
+    """
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(
+            f"path must end in .weights.h5. Received: path={str(path)!r}"
+        )
+    with atomic_path(path, overwrite) as tmp:
+        model.save_weights(tmp, overwrite=True)
     return path
 
 
