@@ -76,6 +76,45 @@ def atomic_path(path, overwrite=False):
             os.unlink(tmp)
 
 
+_SKIPSET_TYPES = (
+    "Operation",
+    "Layer",
+    "Functional",
+    "Sequential",
+    "Metric",
+    "Optimizer",
+    "Loss",
+)
+
+
+def _cache_keras_skipsets():
+    """Works around Keras caching its saving skip-sets under a wrong name.
+
+    Keras 3 (`saving_lib.get_attr_skipset`) stores each set under
+    `saving_attr_skipset_<type>` but looks for `saving_attr_skiplist_<type>`,
+    so every save builds reference objects again, among them an
+    `Optimizer` with its variables: resident memory then grows by about
+    70 KiB per save of a compiled model (a `BackupAndRestore` backup).
+    Stores the sets under the name Keras reads.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.saving.saving_lib import get_attr_skipset
+    except ImportError:
+        return
+    for obj_type in _SKIPSET_TYPES:
+        key = f"saving_attr_skiplist_{obj_type}"
+        if global_state.get_global_attribute(key) is None:
+            global_state.set_global_attribute(key, get_attr_skipset(obj_type))
+
+
+def _local_file(filepath):
+    """Whether `filepath` names a local file (not a URL, a stream...)."""
+    return isinstance(filepath, (str, os.PathLike)) and (
+        "://" not in os.fspath(filepath)
+    )
+
+
 class ReliableSaving:
     """Mixin making a model's saves atomic and its training resumable.
 
@@ -93,10 +132,18 @@ class ReliableSaving:
     """
 
     def save(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save`, atomic for a local file."""
+        _cache_keras_skipsets()
+        if not _local_file(filepath) or kwargs.get("zipped") is False:
+            return super().save(filepath, overwrite=overwrite, **kwargs)
         with atomic_path(filepath, overwrite) as tmp:
             super().save(tmp, overwrite=True, **kwargs)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save_weights`, atomic for a local file."""
+        _cache_keras_skipsets()
+        if not _local_file(filepath):
+            return super().save_weights(filepath, overwrite, **kwargs)
         with atomic_path(filepath, overwrite) as tmp:
             super().save_weights(tmp, overwrite=True, **kwargs)
 
@@ -136,6 +183,7 @@ def save_model(model, path, overwrite=False):
     check_extension(path)
     # A deployed student needs no optimizer state; `.keras` always has it.
     options = {} if path.suffix == ".keras" else {"include_optimizer": False}
+    _cache_keras_skipsets()
     with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
         model.save(tmp, **options)
     return path

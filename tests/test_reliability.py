@@ -241,3 +241,13 @@ def test_atomic_path_keeps_compound_extensions(tmp_path):
     with saving.atomic_path(tmp_path / "s.weights.h5") as tmp:
         assert tmp.endswith(".s.weights.h5")
         assert Path(tmp).name.startswith(".")
+
+
+def test_saves_reuse_keras_skip_sets(trained, tmp_path):
+    from keras.src.saving.saving_lib import get_attr_skipset
+
+    # Without the cache each save built a reference optimizer, whose
+    # memory was never freed.
+    trained.save_weights(tmp_path / "d.weights.h5")
+    assert get_attr_skipset("Optimizer") is get_attr_skipset("Optimizer")
+    assert "variables" not in get_attr_skipset("Optimizer")
