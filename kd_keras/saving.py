@@ -90,7 +90,7 @@ _SKIPSET_TYPES = (
 def _cache_keras_skipsets():
     """Works around Keras caching its saving skip-sets under a wrong name.
 
-    Keras 3 (`saving_lib.get_attr_skipset`) stores each set under
+    Keras (3.15, `saving_lib.get_attr_skipset`) stores each set under
     `saving_attr_skipset_<type>` but looks for `saving_attr_skiplist_<type>`,
     so every save builds reference objects again, among them an
     `Optimizer` with its variables: resident memory then grows by about
@@ -206,6 +206,7 @@ def save_weights(model, path, overwrite=False):
         raise ValueError(
             f"path must end in .weights.h5. Received: path={str(path)!r}"
         )
+    _cache_keras_skipsets()
     with atomic_path(path, overwrite) as tmp:
         model.save_weights(tmp, overwrite=True)
     return path
