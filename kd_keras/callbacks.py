@@ -1,4 +1,7 @@
-"""Callbacks that schedule a Distiller's temperature and alpha by epoch.
+"""Callbacks for distillation: schedules, and checkpoints of the student.
+
+`StudentCheckpoint` is `keras.callbacks.ModelCheckpoint` saving the
+student alone, as a plain Keras file.
 
 A schedule is any callable `schedule(epoch) -> float`, `epoch` counted from
 0 as in Keras callbacks. `constant`, `linear`, `cosine` and `step` build the
@@ -13,6 +16,7 @@ import math
 
 import keras
 
+from kd_keras import saving
 from kd_keras.hyperparameters import (
     Hyperparameter,
     check_integer,
@@ -364,3 +368,65 @@ class AlphaSchedule(HyperparameterSchedule):
 
     def __init__(self, schedule, verbose=0):
         super().__init__("alpha", schedule, verbose=verbose)
+
+
+class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` saving the student of a Distiller.
+
+    `ModelCheckpoint` on a `Distiller` saves the whole distiller (teacher,
+    student, optimizer), which only loads with kd_keras. This callback
+    takes the same arguments and decides when to save the same way
+    (`monitor`, `save_best_only`, `save_freq`, ...), but writes
+    `model.student` alone: a `.h5` or `.keras` file that
+    `keras.models.load_model` reads without kd_keras, or with
+    `save_weights_only=True` the student's `.weights.h5`. Every write goes
+    to a temporary file renamed over `filepath`, so an interrupted save
+    leaves the previous checkpoint whole.
+
+    Args:
+        filepath: Path of the file, ending in `.h5`, `.keras` or (with
+            `save_weights_only=True`) `.weights.h5`; it may hold
+            `ModelCheckpoint`'s placeholders, such as `{epoch:02d}`.
+        **kwargs: `ModelCheckpoint`'s other arguments: `monitor`,
+            `verbose`, `save_best_only`, `save_weights_only`, `mode`,
+            `save_freq`, `initial_value_threshold`. Their defaults are
+            `ModelCheckpoint`'s.
+
+    Example:
+
+    ```python
+    checkpoint = kd_keras.callbacks.StudentCheckpoint(
+        "student.h5", monitor="val_accuracy", save_best_only=True
+    )
+    distiller.fit(x, y, epochs=10, validation_split=0.1,
+                  callbacks=[checkpoint])
+    student = keras.models.load_model("student.h5")  # the best epoch's
+    ```
+    """
+
+    def set_model(self, model):
+        student = getattr(model, "student", None)
+        if not isinstance(student, keras.Model):
+            raise TypeError(
+                "StudentCheckpoint saves the student of a kd_keras "
+                "Distiller; this model has no `student`. Use "
+                "keras.callbacks.ModelCheckpoint for other models. "
+                f"Received: model={getattr(model, 'name', model)!r} of type "
+                f"{type(model).__name__}"
+            )
+        super().set_model(model)
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        student = self.model.student
+        if self.save_weights_only:
+            saving.save_weights(student, filepath, overwrite=True)
+        else:
+            saving.save_model(student, filepath, overwrite=True)
+        if self.verbose > 0:
+            print(
+                f"\nEpoch {epoch + 1}: {type(self).__name__} saved the "
+                f"student to {filepath}"
+            )

@@ -113,7 +113,10 @@ class _EpochHooks(keras.callbacks.Callback):
 
 @keras.saving.register_keras_serializable(package="kd_keras")
 class Distiller(
-    distribute.MultiWorkerSteps, StudentLossConfig, keras.Model
+    distribute.MultiWorkerSteps,
+    StudentLossConfig,
+    saving.ReliableSaving,
+    keras.Model,
 ):
     """Trains a student model to reproduce a frozen teacher.
 

@@ -32,9 +32,10 @@ from kd_keras import cache as teacher_cache
 
 def is_multi_worker(strategy):
     """Whether `strategy` is a `MultiWorkerMirroredStrategy` on >1 worker."""
-    return isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
 
 
 def local_batch(strategy, batch):

@@ -69,7 +69,7 @@ def _copy_metric(metric):
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class MutualLearning(StudentLossConfig, keras.Model):
+class MutualLearning(StudentLossConfig, saving.ReliableSaving, keras.Model):
     """Deep mutual learning: students trained together, each one's peers.
 
     There is no teacher. Every student learns from the labels and from the

@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from kd_keras.saving import atomic_path  # noqa: E402
+
 RUN_FILE = "run.json"
 PLOTS = ("curves.png", "comparison.png", "confusion.png")
 
@@ -23,6 +25,13 @@ def read_run(run_dir):
             "`kd-keras demo` writes one."
         )
     return json.loads(path.read_text())
+
+
+def _save(fig, path):
+    """Writes `fig` as a PNG atomically and closes it."""
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
 
 
 def table(run):
@@ -83,8 +92,7 @@ def _curves(run, path):
         axis.grid(alpha=0.3)
         axis.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _comparison(run, path):
@@ -111,8 +119,7 @@ def _comparison(run, path):
         ylabel="test accuracy", title=f"Accuracy and size on {run['dataset']}"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _confusion(run, path):
@@ -139,8 +146,7 @@ def _confusion(run, path):
     )
     fig.colorbar(image, ax=axis, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_report(run_dir):
@@ -163,5 +169,6 @@ def write_report(run_dir):
         *(f"![{path.stem}]({path.name})" for path in paths),
     ]
     report = run_dir / "report.md"
-    report.write_text("\n".join(markdown) + "\n")
+    with atomic_path(report, overwrite=True) as tmp:
+        Path(tmp).write_text("\n".join(markdown) + "\n")
     return [report, *paths]

@@ -59,8 +59,10 @@ def atomic_path(path, overwrite=False):
             f"{str(path)!r} exists; pass overwrite=True to replace it."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden, and ending in the whole name: Keras reads the format from
+    # compound extensions such as `.weights.h5`.
     handle, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+        prefix=".", suffix=f".{path.name}", dir=path.parent
     )
     os.close(handle)
     try:
@@ -73,6 +75,97 @@ def atomic_path(path, overwrite=False):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_SKIPSET_TYPES = (
+    "Operation",
+    "Layer",
+    "Functional",
+    "Sequential",
+    "Metric",
+    "Optimizer",
+    "Loss",
+)
+
+
+def _cache_keras_skipsets():
+    """Works around Keras caching its saving skip-sets under a wrong name.
+
+    Keras (3.15, `saving_lib.get_attr_skipset`) stores each set under
+    `saving_attr_skipset_<type>` but looks for `saving_attr_skiplist_<type>`,
+    so every save builds reference objects again, among them an
+    `Optimizer` with its variables: resident memory then grows by about
+    70 KiB per save of a compiled model (a `BackupAndRestore` backup).
+    Stores the sets under the name Keras reads.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.saving.saving_lib import get_attr_skipset
+    except ImportError:
+        return
+    for obj_type in _SKIPSET_TYPES:
+        key = f"saving_attr_skiplist_{obj_type}"
+        if global_state.get_global_attribute(key) is None:
+            global_state.set_global_attribute(key, get_attr_skipset(obj_type))
+
+
+def _local_file(filepath):
+    """Whether `filepath` names a local file (not a URL, a stream...)."""
+    return isinstance(filepath, (str, os.PathLike)) and (
+        "://" not in os.fspath(filepath)
+    )
+
+
+class ReliableSaving:
+    """Mixin making a model's saves atomic and its training resumable.
+
+    `save` and `save_weights` write to a temporary file renamed over the
+    destination (see `atomic_path`): a crash while saving, during a
+    `keras.callbacks.ModelCheckpoint` or `BackupAndRestore` write for
+    example, leaves the previous file whole.
+
+    Keras saves the variables of layers but not the states of their
+    `keras.random.SeedGenerator`s (dropout, random augmentation). A run
+    resumed from a weights file, as `keras.callbacks.BackupAndRestore`
+    does, would then draw the random numbers of its first steps again and
+    train differently from a run never interrupted. The model saves them
+    beside its own variables, as `seed_<i>`; files without them still load.
+    """
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save`, atomic for a local file."""
+        _cache_keras_skipsets()
+        if not _local_file(filepath) or kwargs.get("zipped") is False:
+            return super().save(filepath, overwrite=overwrite, **kwargs)
+        with atomic_path(filepath, overwrite) as tmp:
+            super().save(tmp, overwrite=True, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        """`keras.Model.save_weights`, atomic for a local file."""
+        _cache_keras_skipsets()
+        if not _local_file(filepath):
+            return super().save_weights(filepath, overwrite, **kwargs)
+        with atomic_path(filepath, overwrite) as tmp:
+            super().save_weights(tmp, overwrite=True, **kwargs)
+
+    def _seed_states(self):
+        weights = {id(w) for w in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, state in enumerate(self._seed_states()):
+            store[f"seed_{i}"] = state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        seeds = {key for key in keys if key.startswith("seed_")}
+        super().load_own_variables(
+            {key: store[key] for key in keys if key not in seeds}
+        )
+        for i, state in enumerate(self._seed_states()):
+            if f"seed_{i}" in seeds:
+                state.assign(store[f"seed_{i}"])
 
 
 def save_model(model, path, overwrite=False):
@@ -97,8 +190,32 @@ def save_model(model, path, overwrite=False):
     check_extension(path)
     # A deployed student needs no optimizer state; `.keras` always has it.
     options = {} if path.suffix == ".keras" else {"include_optimizer": False}
+    _cache_keras_skipsets()
     with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
         model.save(tmp, **options)
+    return path
+
+
+def save_weights(model, path, overwrite=False):
+    """Saves the weights of `model` to `path` atomically.
+
+    Args:
+        model: The `keras.Model` whose weights to save.
+        path: Destination ending in `.weights.h5`.
+        overwrite: Whether an existing file may be replaced. Defaults to
+            `False`.
+
+    Returns:
+        The `Path` written.
+    """
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(
+            f"path must end in .weights.h5. Received: path={str(path)!r}"
+        )
+    _cache_keras_skipsets()
+    with atomic_path(path, overwrite) as tmp:
+        model.save_weights(tmp, overwrite=True)
     return path
 
 

@@ -1,7 +1,9 @@
-"""Temperature and alpha schedules: values, effect on training, errors."""
+"""Schedules (values, effect on training, errors) and StudentCheckpoint."""
 
 import doctest
 import math
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -268,3 +270,100 @@ def test_callback_argument_errors():
 def test_docstring_examples():
     results = doctest.testmod(callbacks, extraglobs={"kd_keras": kd_keras})
     assert results.attempted and not results.failed
+
+
+class ScriptedScore(keras.callbacks.Callback):
+    """Logs `scores[epoch]` as `score` and keeps each epoch's weights."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = self.scores[epoch]
+        self.weights.append(self.model.student.get_weights())
+
+
+def _fit_with_checkpoint(teacher, student, data, checkpoint):
+    x, y = data
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile("adam")
+    # The best score is at epoch 1, and the last epoch is worse.
+    scripted = ScriptedScore([3.0, 1.0, 2.0, 4.0])
+    distiller.fit(x, y, epochs=4, callbacks=[scripted, checkpoint], verbose=0)
+    return scripted.weights
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_student_checkpoint_keeps_the_best_epoch_as_a_plain_student(
+    teacher, student, data, tmp_path, suffix
+):
+    from test_saving import RELOAD
+
+    path = tmp_path / f"student{suffix}"
+    weights = _fit_with_checkpoint(
+        teacher,
+        student,
+        data,
+        callbacks.StudentCheckpoint(
+            str(path), monitor="score", mode="min", save_best_only=True
+        ),
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    best = keras.models.clone_model(student)
+    best.set_weights(weights[1])
+    for saved, expected in zip(
+        keras.models.load_model(path).get_weights(), weights[1], strict=True
+    ):
+        np.testing.assert_array_equal(saved, expected)
+    x, _ = data
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RELOAD,
+            str(path),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(result.stdout.split()[-1]) == student.count_params()
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out.npy"), best.predict(x, verbose=0)
+    )
+
+
+def test_student_checkpoint_weights_only(teacher, student, data, tmp_path):
+    path = tmp_path / "student.weights.h5"
+    weights = _fit_with_checkpoint(
+        teacher,
+        student,
+        data,
+        callbacks.StudentCheckpoint(
+            str(path),
+            monitor="score",
+            mode="min",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+    )
+    fresh = keras.models.clone_model(student)
+    fresh.load_weights(path)
+    for saved, expected in zip(fresh.get_weights(), weights[1], strict=True):
+        np.testing.assert_array_equal(saved, expected)
+
+
+def test_student_checkpoint_refuses_a_model_without_student(data, tmp_path):
+    x, y = data
+    model = keras.Sequential(
+        [keras.Input((x.shape[1],)), keras.layers.Dense(4)]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    checkpoint = callbacks.StudentCheckpoint(str(tmp_path / "m.h5"))
+    with pytest.raises(TypeError, match="has no `student`.*Sequential"):
+        model.fit(x, y, epochs=1, callbacks=[checkpoint], verbose=0)

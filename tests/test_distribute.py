@@ -165,9 +165,7 @@ def test_killed_worker_resumes_from_backup(tmp_path, uninterrupted):
     backup = tmp_path / "backup"
     config = {**CONFIG, "backup": str(backup)}
     # The chief SIGKILLs itself after batch 1 of epoch 2 (0-based).
-    processes = start_workers(
-        tmp_path / "killed", **config, kill_at=[0, 2, 1]
-    )
+    processes = start_workers(tmp_path / "killed", **config, kill_at=[0, 2, 1])
     assert processes[0].wait(TIMEOUT) == -9, logs(tmp_path / "killed")
     # The survivor cannot finish without the chief: it fails, or is
     # stopped when the job restarts.

@@ -32,8 +32,7 @@ def without_comments(code):
     return tuple(
         (token.type, token.string)
         for token in tokens
-        if token.type
-        not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)
+        if token.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)
     )
 
 
@@ -134,9 +133,7 @@ def test_slug_follows_github():
 
 
 CASES = [
-    (page, target)
-    for page in PAGES
-    for target in dict.fromkeys(links(page))
+    (page, target) for page in PAGES for target in dict.fromkeys(links(page))
 ]
 
 
