@@ -24,6 +24,7 @@ benchmark: $(VENV)/.installed
 	    --teacher-epochs 30
 	$(BIN)/python benchmarks/methods.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
