@@ -107,7 +107,20 @@ def _command(commands, name, help_text, description):
         action="store_true",
         help="show Python tracebacks of errors",
     )
+    command.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="load model files with safe_mode=False, running the Python "
+        "code of their Lambda layers: only for files you trust",
+    )
     return command
+
+
+def _load(path, args):
+    """The model at `path`, loaded safely unless `--unsafe` was given."""
+    from kd_keras.saving import load_student
+
+    return load_student(path, safe_mode=not args.unsafe)
 
 
 def _add_training(command, dataset_default="digits"):
@@ -310,9 +323,8 @@ def _print_measures(name, measures):
 
 def _demo(args):
     from kd_keras import demo, report
-    from kd_keras.saving import load_student
 
-    teacher = load_student(args.teacher) if args.teacher else None
+    teacher = _load(args.teacher, args) if args.teacher else None
     record = demo.run(
         args.dataset,
         teacher=teacher,
@@ -431,11 +443,10 @@ def _check_method(args, parameters):
 def _teacher(args, x_train, y_train):
     """The `--teacher` model, or the ensemble of several."""
     from kd_keras import datasets, teachers
-    from kd_keras.saving import load_student
 
     if not args.teacher:
         return None
-    loaded = [load_student(path) for path in args.teacher]
+    loaded = [_load(path, args) for path in args.teacher]
     for path, teacher in zip(args.teacher, loaded, strict=True):
         datasets.check_fits(teacher, f"teacher {path}", x_train, y_train)
     if len(loaded) == 1:
@@ -448,7 +459,6 @@ def _teacher(args, x_train, y_train):
 
 def _distill(args):
     from kd_keras import datasets, demo, methods
-    from kd_keras.saving import load_student
 
     _check_outputs_free(args)
     parameters = _method_parameters(args.param)
@@ -459,7 +469,7 @@ def _distill(args):
     if args.student in ("mlp", "cnn"):
         student = demo.new_student(data, args.student, args.seed)
     else:
-        student = load_student(args.student)
+        student = _load(args.student, args)
     datasets.check_fits(student, "student", x_train, y_train)
     defaults = demo.settings_for(
         demo.default_architecture(x_train),
@@ -495,7 +505,7 @@ def _distill(args):
                 "validation_data": data[1],
                 "verbose": 1,
             },
-            load=load_student,
+            load=lambda path: _load(path, args),
             **parameters,
         )
     else:
@@ -519,15 +529,14 @@ def _distill(args):
 
 def _evaluate(args):
     from kd_keras import datasets, evaluation
-    from kd_keras.saving import load_student
 
-    model = load_student(args.model)
+    model = _load(args.model, args)
     (_, _), (x_test, y_test) = datasets.load(args.dataset)
     datasets.check_fits(model, "model", x_test, y_test)
     measures = _measure(model, args.model, x_test, y_test)
     _print_measures(str(args.model), measures)
     if args.teacher:
-        teacher = load_student(args.teacher)
+        teacher = _load(args.teacher, args)
         datasets.check_fits(teacher, "teacher", x_test, y_test)
         agreement = evaluation.agreement(teacher, model, x_test)
         print(f"agreement with {args.teacher}: {agreement:.4f}")
@@ -542,13 +551,12 @@ def _report(args):
 
 def _export(args):
     from kd_keras import datasets, evaluation, export
-    from kd_keras.saving import load_student
 
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(
             f"{args.output} exists; pass --overwrite to replace it."
         )
-    model = load_student(args.model)
+    model = _load(args.model, args)
     (x_train, _), (x_test, y_test) = datasets.load(args.dataset)
     datasets.check_fits(model, "model", x_test, y_test)
     flatbuffer = export.to_tflite(model, args.quantize, x_train)

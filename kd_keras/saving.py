@@ -381,7 +381,8 @@ def load_student(path, safe_mode=True, compile=False, custom_objects=None):
         raise ValueError(
             f"{str(path)!r} contains Lambda layer(s) {lambdas}, whose Python "
             "code would run on load, so it is refused under safe_mode=True. "
-            "If you trust the file, pass safe_mode=False."
+            "If you trust the file, pass safe_mode=False (on the kd-keras "
+            "command line: --unsafe)."
         )
     try:
         return keras.models.load_model(

@@ -217,6 +217,28 @@ def test_cli_lambda_teacher_refused(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert status == 1 and len(err.strip().splitlines()) == 1
     assert "Lambda layer(s) ['identity']" in err
+    assert "--unsafe" in err
+
+
+def test_cli_unsafe_loads_a_trusted_lambda_model(tmp_path, capsys):
+    model = small_model(keras.layers.Lambda(lambda t: t, name="identity"))
+    saving.save_model(model, tmp_path / "lambda.h5")
+    x, y = make_data(samples=40)
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=x, y_test=y)
+    status = cli.main(
+        [
+            "evaluate",
+            str(tmp_path / "lambda.h5"),
+            "--dataset",
+            str(data),
+            "--unsafe",
+        ]
+    )
+    out = capsys.readouterr().out
+    expected = np.mean(np.argmax(model.predict(x, verbose=0), 1) == y)
+    assert status == 0
+    assert f"test accuracy {expected:.4f}" in out
 
 
 # --- NaN and Inf ---------------------------------------------------------
