@@ -2,14 +2,13 @@
 
 import doctest
 import math
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 from conftest import CountingDistiller
 from test_distiller import expected_loss
+from test_saving import assert_reloads_without_kd_keras
 
 import kd_keras
 from kd_keras import callbacks, losses
@@ -299,8 +298,6 @@ def _fit_with_checkpoint(teacher, student, data, checkpoint):
 def test_student_checkpoint_keeps_the_best_epoch_as_a_plain_student(
     teacher, student, data, tmp_path, suffix
 ):
-    from test_saving import RELOAD
-
     path = tmp_path / f"student{suffix}"
     weights = _fit_with_checkpoint(
         teacher,
@@ -318,24 +315,7 @@ def test_student_checkpoint_keeps_the_best_epoch_as_a_plain_student(
     ):
         np.testing.assert_array_equal(saved, expected)
     x, _ = data
-    np.save(tmp_path / "x.npy", x)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            RELOAD,
-            str(path),
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "out.npy"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert int(result.stdout.split()[-1]) == student.count_params()
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "out.npy"), best.predict(x, verbose=0)
-    )
+    assert_reloads_without_kd_keras(path, best, x, tmp_path)
 
 
 def test_student_checkpoint_weights_only(teacher, student, data, tmp_path):

@@ -23,6 +23,28 @@ RELOAD = textwrap.dedent("""
 """)
 
 
+def assert_reloads_without_kd_keras(path, model, x, tmp_path):
+    """`path` loads in a fresh process without kd_keras, equal to `model`."""
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RELOAD,
+            str(path),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(result.stdout.split()[-1]) == model.count_params()
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out.npy"), model.predict(x, verbose=0)
+    )
+
+
 @pytest.fixture
 def distiller(teacher, student, data):
     x, y = data
@@ -38,24 +60,7 @@ def test_student_reloads_bit_identical_without_kd_keras(
 ):
     x, _ = data
     path = distiller.save_student(tmp_path / f"student{suffix}")
-    np.save(tmp_path / "x.npy", x)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            RELOAD,
-            str(path),
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "out.npy"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert int(result.stdout.split()[-1]) == distiller.student.count_params()
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "out.npy"), distiller.student.predict(x, verbose=0)
-    )
+    assert_reloads_without_kd_keras(path, distiller.student, x, tmp_path)
     reloaded = kd_keras.load_student(path)
     np.testing.assert_array_equal(
         reloaded.predict(x, verbose=0), distiller.student.predict(x, verbose=0)
