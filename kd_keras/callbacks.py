@@ -387,10 +387,19 @@ class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
         filepath: Path of the file, ending in `.h5`, `.keras` or (with
             `save_weights_only=True`) `.weights.h5`; it may hold
             `ModelCheckpoint`'s placeholders, such as `{epoch:02d}`.
-        **kwargs: `ModelCheckpoint`'s other arguments: `monitor`,
-            `verbose`, `save_best_only`, `save_weights_only`, `mode`,
-            `save_freq`, `initial_value_threshold`. Their defaults are
-            `ModelCheckpoint`'s.
+        monitor: The metric deciding the best epoch. Defaults to
+            `"val_loss"`.
+        verbose: 1 prints a line at each save. Defaults to `0`.
+        save_best_only: Whether to save only when `monitor` improves.
+            Defaults to `False`.
+        save_weights_only: Whether to save the student's weights alone.
+            Defaults to `False`.
+        mode: `"min"`, `"max"` or `"auto"`: which way `monitor` improves.
+            Defaults to `"auto"`.
+        save_freq: `"epoch"`, or a number of batches between saves.
+            Defaults to `"epoch"`.
+        initial_value_threshold: The `monitor` value to beat before the
+            first save. Defaults to `None`.
 
     Example:
 

@@ -130,6 +130,13 @@ class ReliableSaving:
     does, would then draw the random numbers of its first steps again and
     train differently from a run never interrupted. The model saves them
     beside its own variables, as `seed_<i>`; files without them still load.
+
+    Example:
+
+    ```python
+    distiller = kd_keras.Distiller(teacher, student)  # a ReliableSaving
+    distiller.save_weights("backup.weights.h5")  # atomic, with seed states
+    ```
     """
 
     def save(self, filepath, overwrite=True, **kwargs):
@@ -207,6 +214,13 @@ def save_weights(model, path, overwrite=False):
 
     Returns:
         The `Path` written.
+
+    Example:
+
+    ```python
+    kd_keras.saving.save_weights(student, "student.weights.h5")
+    student.load_weights("student.weights.h5")
+    ```
     """
     path = Path(path)
     if not path.name.endswith(".weights.h5"):
