@@ -715,9 +715,9 @@ class Distiller(
             )
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
-        # Inference keeps no activations for the backward pass, so batches
-        # 4x the training batch fit in the same memory, with 4x fewer calls.
-        batch_size = 4 * (given.get("batch_size") or 32)
+        batch_size = teacher_cache.caching_batch_size(
+            self.teacher, given.get("batch_size") or 32
+        )
         if given.get("x") is not None:
             given["x"] = self._with_teacher_outputs(
                 given["x"], batch_size, verbose

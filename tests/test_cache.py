@@ -326,3 +326,61 @@ def test_auto_runs_online_when_features_are_too_large(
     distiller.fit(x, y, epochs=1, verbose=0)
     # Logits and the teacher's 32 hidden features per sample.
     assert distiller.teacher_cache_nbytes == len(x) * (CLASSES + 32) * 4
+
+
+def conv_teacher(filters):
+    """28x28x1 images; the first layer outputs 28*28*filters float32s."""
+    inputs = keras.Input((28, 28, 1))
+    features = keras.layers.Conv2D(filters, 3, padding="same")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES)(pooled))
+
+
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        # 28*28*4*4 B = 12.5 KB per sample: 512 samples take 6.1 MiB.
+        (4, 512),
+        # 28*28*32*4 B = 98 KiB: 512 take 49 MiB, 256 take 24.5 MiB.
+        (32, 256),
+        # 28*28*64*4 B = 196 KiB: 256 take 49 MiB.
+        (64, 128),
+    ],
+)
+def test_the_caching_pass_batch_keeps_activations_within_32_mib(
+    filters, expected
+):
+    assert cache.caching_batch_size(conv_teacher(filters), 128) == expected
+
+
+def test_the_caching_pass_batch_is_4x_when_layer_shapes_are_unknown():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(CLASSES)
+
+        def call(self, x):
+            return self.dense(x)
+
+    teacher = Subclassed()
+    teacher(np.zeros((1, 8), "float32"))
+    assert cache.caching_batch_size(teacher, 32) == 128
+
+
+def test_fit_caches_with_the_caching_pass_batch(monkeypatch, data):
+    x, y = data
+    teacher = conv_teacher(32)
+    student = conv_teacher(1)
+    batch_sizes = []
+    caching = cache.cache_arrays
+
+    def recording(x, teacher_outputs, storage, batch_size, verbose):
+        batch_sizes.append(batch_size)
+        return caching(x, teacher_outputs, storage, batch_size, verbose)
+
+    monkeypatch.setattr(cache, "cache_arrays", recording)
+    images = np.random.default_rng(0).random((len(x), 28, 28, 1), "float32")
+    distiller = kd_keras.Distiller(teacher, student)
+    distiller.compile("sgd")
+    distiller.fit(images, y, batch_size=128, epochs=1, verbose=0)
+    assert batch_sizes == [256]
