@@ -44,6 +44,11 @@ def check_inputs_match(teacher, student):
         )
 
 
+def as_numpy(value):
+    """`value` as a numpy array if it is a dense tensor, else unchanged."""
+    return value.numpy() if isinstance(value, tf.Tensor) else value
+
+
 def _leaves(value):
     leaves = keras.tree.flatten(value)
     if not all(isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves):
@@ -85,16 +90,14 @@ def check_x(model, x):
 def check_y(name, y, output_shape):
     """Raises if the label array `y` does not fit a classifier's outputs.
 
-    Labels are integer class indices (shape `(samples,)` or
+    Labels are class indices in `[0, classes)` (shape `(samples,)` or
     `(samples, 1)`) or one-hot rows as wide as the outputs.
 
     Args:
         name: The argument's name, for the message.
-        y: The labels.
+        y: The labels, a numpy array (anything else is not checked).
         output_shape: The models' output shape without the batch axis.
     """
-    if isinstance(y, tf.Tensor):
-        y = y.numpy()
     if not isinstance(y, np.ndarray) or output_shape is None:
         return
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
@@ -118,12 +121,18 @@ def check_y(name, y, output_shape):
     if classes < 2 or one_hot or y.size == 0:
         return
     # NaN and Inf are left to `finite.check_array`.
-    fractional = np.isfinite(y) & (np.mod(y, 1) != 0)
-    if np.issubdtype(y.dtype, np.floating) and fractional.any():
-        fractional = y[fractional].ravel()[:3]
+    finite = y[np.isfinite(y)]
+    fractional = finite[np.mod(finite, 1) != 0]
+    if fractional.size:
         raise ValueError(
             f"{name} holds class indices that are not whole numbers (e.g. "
-            f"{fractional.tolist()}); sparse labels are cast to integers, "
-            "which would silently truncate them. Pass integer labels or "
-            f"one-hot rows of {classes} columns."
+            f"{fractional[:3].tolist()}); sparse labels are cast to "
+            "integers, which would silently truncate them. Pass integer "
+            f"labels or one-hot rows of {classes} columns."
+        )
+    if finite.size and (finite.min() < 0 or finite.max() >= classes):
+        raise ValueError(
+            f"Labels must be in [0, {classes}) for a model with {classes} "
+            f"classes. Received {name} from {finite.min()} to "
+            f"{finite.max()}."
         )

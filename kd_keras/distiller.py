@@ -588,26 +588,13 @@ class Distiller(
         )
         return self._report(x, y, student[0], teacher[0], sample_weight, losses)
 
-    def _check_labels(self, y):
-        """Integer labels outside [0, classes) fail here, not in the graph."""
-        if not isinstance(y, np.ndarray) or not self._is_classifier:
-            return
-        classes = output_shape(self.student)
-        if classes is None or not np.issubdtype(y.dtype, np.integer):
-            return
-        if y.size and (y.min() < 0 or y.max() >= classes[-1]):
-            raise ValueError(
-                f"Labels must be in [0, {classes[-1]}) for a model with "
-                f"{classes[-1]} classes. Received labels from {y.min()} to "
-                f"{y.max()}."
-            )
-
     def _check_data(self, x_name, x, y_name, y):
         """Raises for empty, mis-shaped or non-finite data, naming it."""
+        # Tensors are read as numpy once, for all the checks.
+        x, y = keras.tree.map_structure(checks.as_numpy, (x, y))
         checks.check_not_empty(x_name, x)
         checks.check_x(self.teacher, x)
         checks.check_y(y_name, y, output_shape(self.student))
-        self._check_labels(y)
         finite.check_array(x_name, x)
         finite.check_array(y_name, y)
 
@@ -745,7 +732,8 @@ class Distiller(
 
     def evaluate(self, *args, **kwargs):
         given = inspect.signature(super().evaluate).bind(*args, **kwargs)
-        self._check_labels(given.arguments.get("y"))
+        y = checks.as_numpy(given.arguments.get("y"))
+        checks.check_y("y", y, output_shape(self.student))
         return super().evaluate(*args, **kwargs)
 
     def save_student(self, path, overwrite=False):

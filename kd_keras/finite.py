@@ -22,13 +22,10 @@ def _first_bad_sample(array):
 def check_array(name, value):
     """Raises a `ValueError` naming `name` if `value` holds NaN or Inf.
 
-    Only floating-point numpy arrays and tensors (or structures of them)
-    are read; anything else (datasets, generators) is left to the step's
-    own check.
+    Only floating-point numpy arrays (or structures of them) are read;
+    anything else (datasets, generators) is left to the step's own check.
     """
     for leaf in keras.tree.flatten(value):
-        if isinstance(leaf, tf.Tensor):
-            leaf = leaf.numpy()
         if not isinstance(leaf, np.ndarray) or leaf.ndim == 0:
             continue
         if not np.issubdtype(leaf.dtype, np.floating):

@@ -611,7 +611,19 @@ def distiller_for(loss=None, optimizer="adam"):
             r"^y has shape \(96, 3\): one-hot labels need 4 columns",
         ),
         (lambda x, y: (x, y[:50]), "'y' sizes: 50"),
-        (lambda x, y: (x, y + 10), r"Labels must be in \[0, 4\)"),
+        (
+            lambda x, y: (x, y + 10),
+            r"^Labels must be in \[0, 4\) for a model with 4 classes. "
+            r"Received y from 10 to 13\.$",
+        ),
+        (
+            lambda x, y: (x, y - 1.0),
+            r"^Labels must be in \[0, 4\).*Received y from -1\.0 to 2\.0",
+        ),
+        (
+            lambda x, y: (tf.constant(x), tf.constant(y + 10)),
+            r"^Labels must be in \[0, 4\)",
+        ),
     ],
 )
 def test_bad_data_refused_before_training(make_x, message):
