@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from kd_keras import distribute, saving
 from kd_keras import losses as kd_losses
-from kd_keras import saving
 from kd_keras.distiller import StudentLossConfig, replica_count
 from kd_keras.hyperparameters import check_temperature
 from kd_keras.outputs import (
@@ -69,7 +69,12 @@ def _copy_metric(metric):
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class MutualLearning(StudentLossConfig, saving.ReliableSaving, keras.Model):
+class MutualLearning(
+    distribute.MultiWorkerSteps,
+    StudentLossConfig,
+    saving.ReliableSaving,
+    keras.Model,
+):
     """Deep mutual learning: students trained together, each one's peers.
 
     There is no teacher. Every student learns from the labels and from the

@@ -3,12 +3,13 @@
 `python distributed_worker.py CONFIG_JSON` distils the tiny teacher and
 student of `make_models` on `make_data`, under a
 `MultiWorkerMirroredStrategy` when the config names a cluster, and saves
-the student's weights to `<out>/student_<index>.npz`.
+the model's weights to `<out>/student_<index>.npz`.
 
 Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
 (`"numpy"` or `"dataset"`), `validation` (validate on half the data),
-`jit`, `steps_per_execution`, `deterministic` (op determinism), `backup`
+`jit`, `steps_per_execution`, `deterministic` (op determinism), `mutual`
+(train teacher and student as a `MutualLearning` cohort), `backup`
 (a `BackupAndRestore` directory, Keras' one with `keras_backup`) and
 `kill_at` (`[index, epoch, batch]`: worker `index` SIGKILLs itself after
 that batch).
@@ -54,9 +55,15 @@ def distil(config, keras, kd_keras):
     """Builds, compiles and fits the distiller; returns it and History."""
     x, y = make_data()
     teacher, student = make_models(keras)
-    distiller = kd_keras.Distiller(
-        teacher, student, temperature=2.0, cache=config.get("cache", "auto")
-    )
+    if config.get("mutual"):
+        distiller = kd_keras.MutualLearning([teacher, student], 2.0)
+    else:
+        distiller = kd_keras.Distiller(
+            teacher,
+            student,
+            temperature=2.0,
+            cache=config.get("cache", "auto"),
+        )
     distiller.compile(
         keras.optimizers.SGD(0.5),
         metrics=["accuracy"],
@@ -131,7 +138,7 @@ def main(config):
         distiller, history = distil(config, keras, kd_keras)
     np.savez(
         os.path.join(config["out"], f"student_{config['index']}.npz"),
-        *distiller.student.get_weights(),
+        *distiller.get_weights(),
     )
     with open(
         os.path.join(config["out"], f"history_{config['index']}.json"), "w"

@@ -107,7 +107,7 @@ def single_process(**config):
     """The same distillation in this process, without a strategy."""
     keras.utils.set_random_seed(0)
     distiller, history = distributed_worker.distil(config, keras, kd_keras)
-    return distiller.student.get_weights(), history.history
+    return distiller.get_weights(), history.history
 
 
 def assert_same_run(result, expected, tolerance):
@@ -158,6 +158,15 @@ def test_dataset_with_cached_teacher(tmp_path):
     (w0, h0), (w1, h1) = run_workers(tmp_path, **config)
     for a, b in zip(w0, w1, strict=True):
         np.testing.assert_array_equal(a, b)
+    assert_same_run((w0, h0), single_process(**config), 1e-5)
+
+
+def test_mutual_learning_on_two_workers(tmp_path):
+    config = {**CONFIG, "epochs": 2, "mutual": True}
+    (w0, h0), (w1, h1) = run_workers(tmp_path, **config)
+    for a, b in zip(w0, w1, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert h0 == h1
     assert_same_run((w0, h0), single_process(**config), 1e-5)
 
 
