@@ -237,17 +237,20 @@ def test_round_trip_keeps_the_cache_setting(teacher, student):
     assert kd_keras.Distiller.from_config(off.get_config()).cache is None
 
 
+class SubclassedTeacher(keras.Model):
+    """A teacher whose layers' output shapes Keras does not record."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(CLASSES)
+
+    def call(self, x):
+        return self.dense(x)
+
+
 def test_a_subclassed_teacher_is_cached(data):
-    class Teacher(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(CLASSES)
-
-        def call(self, x):
-            return self.dense(x)
-
     x, y = data
-    teacher = Teacher()
+    teacher = SubclassedTeacher()
     teacher(x[:1])
     for storage in (True, kd_keras.TeacherCache(top_k=2)):
         weights, distiller = trained(teacher, x, storage, y=y, epochs=1)
@@ -353,17 +356,9 @@ def test_the_caching_pass_batch_keeps_activations_within_32_mib(
     assert cache.caching_batch_size(conv_teacher(filters), 128) == expected
 
 
-def test_the_caching_pass_batch_is_4x_when_layer_shapes_are_unknown():
-    class Subclassed(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(CLASSES)
-
-        def call(self, x):
-            return self.dense(x)
-
-    teacher = Subclassed()
-    teacher(np.zeros((1, 8), "float32"))
+def test_the_caching_pass_batch_is_4x_when_layer_shapes_are_unknown(data):
+    teacher = SubclassedTeacher()
+    teacher(data[0][:1])
     assert cache.caching_batch_size(teacher, 32) == 128
 
 
