@@ -25,7 +25,7 @@ _DTYPES = ("float32", "float16")
 # with fewer calls. Larger batches pay off only while a batch's largest
 # activation stays within about a CPU's last-level cache: on a 2-core EPYC,
 # a CNN teacher whose first layer outputs 200 KB per sample ran 26% slower
-# at batch 512 than at 128, while an MLP teacher (5 KB) ran 1.8x faster.
+# at batch 512 than at 128, while an MLP teacher (5 KB) ran 1.7x faster.
 _BATCH_ACTIVATION_BYTES = 32 * 2**20
 
 
