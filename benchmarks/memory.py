@@ -23,8 +23,6 @@ import gc
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from process import resident_mib, run_fresh  # noqa: E402
 
 import kd_keras  # noqa: E402
 from kd_keras import datasets, models  # noqa: E402
@@ -44,14 +43,6 @@ EPOCHS, FROM_EPOCH, BATCH_SIZE = 50, 5, 32
 FLAT_SLOPE = 0.05
 
 
-def rss_mib():
-    """Resident memory of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise OSError("VmRSS not found in /proc/self/status")
-
-
 class RecordMemory(keras.callbacks.Callback):
     """Appends the RSS after each epoch to `self.rss`."""
 
@@ -61,7 +52,7 @@ class RecordMemory(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         gc.collect()
-        self.rss.append(rss_mib())
+        self.rss.append(resident_mib())
 
 
 def measure(mode, epochs):
@@ -111,16 +102,6 @@ def growth(rss):
     return slope, float(tail.max() - tail[0])
 
 
-def run_in_subprocess(mode, epochs):
-    result = subprocess.run(
-        [sys.executable, __file__, "--measure", mode, "--epochs", str(epochs)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.splitlines()[-1])
-
-
 def report(results, epochs):
     lines = [
         "# Memory over a long fit",
@@ -164,7 +145,9 @@ def main(argv=None):
         return
     results = {}
     for mode in args.modes.split(","):
-        results[mode] = run_in_subprocess(mode, args.epochs)
+        results[mode] = run_fresh(
+            __file__, "--measure", mode, "--epochs", args.epochs
+        )
         slope, rise = growth(results[mode])
         print(f"{mode}: {slope:+.3f} MiB/epoch, rise {rise:.1f} MiB")
     Path(args.output).write_text(report(results, args.epochs))

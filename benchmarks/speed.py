@@ -31,8 +31,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -42,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from process import resident_mib, run_fresh  # noqa: E402
 
 import kd_keras  # noqa: E402
 from kd_keras import datasets, models  # noqa: E402
@@ -260,27 +259,9 @@ def run_seconds(mode, case, x, y, epochs):
 
 def peak_memory_mib(mode, case, samples):
     """Maximum resident memory of a fresh process running one epoch."""
-    output = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--memory-of",
-            mode,
-            "--cases",
-            case,
-            "--samples",
-            str(samples),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])["peak_mib"]
-
-
-def resident_bytes():
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    return run_fresh(
+        __file__, "--memory-of", mode, "--cases", case, "--samples", samples
+    )["peak_mib"]
 
 
 class PeakMemory(threading.Thread):
@@ -288,23 +269,23 @@ class PeakMemory(threading.Thread):
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.peak = resident_bytes()
+        self.peak = resident_mib()
         self.done = threading.Event()
 
     def run(self):
         while not self.done.wait(0.01):
-            self.peak = max(self.peak, resident_bytes())
+            self.peak = max(self.peak, resident_mib())
 
 
 def measure_memory(mode, case, samples):
     x, y, _ = load_data(samples)
-    baseline = resident_bytes()
+    baseline = resident_mib()
     sampler = PeakMemory()
     sampler.start()
     epoch_seconds(mode, case, x, y, epochs=2)
     sampler.done.set()
     sampler.join()
-    print(json.dumps({"peak_mib": (sampler.peak - baseline) / 2**20}))
+    print(json.dumps({"peak_mib": sampler.peak - baseline}))
 
 
 def summary(values):
