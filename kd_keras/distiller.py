@@ -646,7 +646,11 @@ class Distiller(
         return 4 * samples * int(sum(sizes))
 
     def _with_teacher_outputs(self, x, batch_size, verbose):
-        """`x` with the teacher's outputs attached when they are cached."""
+        """`x` with the teacher's outputs attached when they are cached.
+
+        `batch_size` is the training batch size; arrays are cached in
+        batches of `teacher_cache.caching_batch_size`.
+        """
         storage = self._cache_storage(x)
         if storage is None:
             return x
@@ -660,7 +664,11 @@ class Distiller(
             )
         else:
             x, stored, self._cached_classes = teacher_cache.cache_arrays(
-                x, self._teacher_function, storage, batch_size, verbose
+                x,
+                self._teacher_function,
+                storage,
+                teacher_cache.caching_batch_size(self.teacher, batch_size),
+                verbose,
             )
         finite.check_teacher_outputs(
             stored, teacher_cache.is_in_memory(x), storage.dtype
@@ -702,9 +710,7 @@ class Distiller(
             )
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
-        batch_size = teacher_cache.caching_batch_size(
-            self.teacher, given.get("batch_size") or 32
-        )
+        batch_size = given.get("batch_size") or 32
         if given.get("x") is not None:
             given["x"] = self._with_teacher_outputs(
                 given["x"], batch_size, verbose
