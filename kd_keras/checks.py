@@ -1,8 +1,9 @@
 """Checks of the data given to `fit`, made before any training.
 
 Keras finds most of these problems too, but deep inside the compiled step,
-with a message naming neither the argument nor the fix. In-memory arrays
-are checked here; datasets are checked for emptiness only.
+with a message naming neither the argument nor the fix. Numpy arrays
+(tensors converted with `as_numpy`) are checked here; datasets are checked
+for emptiness only.
 """
 
 import keras
@@ -51,7 +52,7 @@ def as_numpy(value):
 
 def _leaves(value):
     leaves = keras.tree.flatten(value)
-    if not all(isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves):
+    if not all(isinstance(leaf, np.ndarray) for leaf in leaves):
         return None
     return leaves
 
