@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kd_keras import finite
+
 INPUTS = "kd_keras_inputs"
 TEACHER_OUTPUTS = "kd_keras_teacher_outputs"
 _DTYPES = ("float32", "float16")
@@ -284,18 +286,20 @@ def check_finite(dataset):
         )
 
 
-def keyed_dataset(dataset, teacher_outputs, storage, verbose):
+def keyed_dataset(name, dataset, teacher_outputs, storage, verbose):
     """`dataset` with each sample's cached teacher outputs attached.
 
-    Runs the teacher over one pass of `dataset`, then checks with a second,
+    Runs the teacher over one pass of `dataset`, each batch checked for NaN
+    and Inf before the teacher sees it, then checks with a second,
     teacher-free pass that the pipeline yields the same inputs again.
+    `name` names the dataset in errors.
 
     Returns:
         `(keyed dataset, stored outputs, number of classes)`.
 
     Raises:
         ValueError: If the dataset repeats forever or its length is
-            unknown, or if its inputs change
+            unknown, if a batch holds NaN or Inf, or if its inputs change
             between passes (random augmentation), where cached outputs would
             belong to inputs the student never sees.
     """
@@ -306,6 +310,7 @@ def keyed_dataset(dataset, teacher_outputs, storage, verbose):
     )
     keys, batches = [], []
     for step, element in enumerate(dataset, 1):
+        finite.check_batch(name, step, element)
         x = keras.utils.unpack_x_y_sample_weight(element)[0]
         keys.append(fingerprint(x).numpy())
         batches.append([ops.convert_to_numpy(o) for o in teacher_outputs(x)])

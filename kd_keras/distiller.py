@@ -237,6 +237,7 @@ class Distiller(
         self.teacher_cache_nbytes = None
         self._cached_classes = None
         self._teacher_function = None
+        self._guard = finite.Guard()
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
@@ -558,6 +559,8 @@ class Distiller(
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, stored = teacher_cache.unpack(x)
+        batch = (x, y, sample_weight)
+        y = finite.zero_non_finite(y)
         if stored is None:
             x, y = self.prepare_batch(x, y)
         teacher = self._teacher_for(x, stored)
@@ -575,8 +578,12 @@ class Distiller(
             for v in a.trainable_variables
         ]
         gradients = tape.gradient(scaled, variables)
-        finite.apply_if_finite(self.optimizer, losses[0], gradients, variables)
-        return self._report(x, y, student[0], teacher[0], sample_weight, losses)
+        reported = self._guard.apply(
+            self.optimizer, batch, losses[0], gradients, variables
+        )
+        return self._report(
+            x, y, student[0], teacher[0], sample_weight, (reported, *losses[1:])
+        )
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -588,15 +595,20 @@ class Distiller(
         )
         return self._report(x, y, student[0], teacher[0], sample_weight, losses)
 
-    def _check_data(self, x_name, x, y_name, y):
-        """Raises for empty, mis-shaped or non-finite data, naming it."""
+    def _check_data(self, names, data):
+        """Raises for empty, mis-shaped or non-finite data, naming it.
+
+        Args:
+            names: The names of `x`, `y` and `sample_weight`.
+            data: `(x, y, sample_weight)`, any of them `None`.
+        """
         # Tensors are read as numpy once, for all the checks.
-        x, y = keras.tree.map_structure(checks.as_numpy, (x, y))
-        checks.check_not_empty(x_name, x)
-        checks.check_x(self.teacher, x)
-        checks.check_y(y_name, y, output_shape(self.student))
-        finite.check_array(x_name, x)
-        finite.check_array(y_name, y)
+        data = keras.tree.map_structure(checks.as_numpy, data)
+        checks.check_not_empty(names[0], data[0])
+        checks.check_x(self.teacher, data[0])
+        checks.check_y(names[1], data[1], output_shape(self.student))
+        for name, value in zip(names, data, strict=True):
+            finite.check_array(name, value)
 
     def _cache_storage(self, x):
         """The `TeacherCache` to use for `x`, or `None` to run online."""
@@ -645,11 +657,11 @@ class Distiller(
         ]
         return 4 * samples * int(sum(sizes))
 
-    def _with_teacher_outputs(self, x, batch_size, verbose):
+    def _with_teacher_outputs(self, name, x, batch_size, verbose):
         """`x` with the teacher's outputs attached when they are cached.
 
-        `batch_size` is the training batch size; arrays are cached in
-        batches of `teacher_cache.caching_batch_size`.
+        `name` names `x` in errors; `batch_size` is the training batch size;
+        arrays are cached in batches of `teacher_cache.caching_batch_size`.
         """
         storage = self._cache_storage(x)
         if storage is None:
@@ -660,7 +672,7 @@ class Distiller(
             )
         if isinstance(x, tf.data.Dataset):
             x, stored, self._cached_classes = teacher_cache.keyed_dataset(
-                x, self._teacher_function, storage, verbose
+                name, x, self._teacher_function, storage, verbose
             )
         else:
             x, stored, self._cached_classes = teacher_cache.cache_arrays(
@@ -670,9 +682,7 @@ class Distiller(
                 teacher_cache.caching_batch_size(self.teacher, batch_size),
                 verbose,
             )
-        finite.check_teacher_outputs(
-            stored, teacher_cache.is_in_memory(x), storage.dtype
-        )
+        finite.check_teacher_outputs(stored, storage.dtype)
         nbytes = teacher_cache.nbytes(stored)
         self.teacher_cache_nbytes = (self.teacher_cache_nbytes or 0) + nbytes
         if verbose:
@@ -696,33 +706,36 @@ class Distiller(
         bound = inspect.signature(super().fit).bind(*args, **kwargs)
         given = bound.arguments
         self.teacher_cache_nbytes = None
-        self._check_data("x", given.get("x"), "y", given.get("y"))
+        self._check_data(
+            ("x", "y", "sample_weight"),
+            tuple(given.get(k) for k in ("x", "y", "sample_weight")),
+        )
         distribute.check_shuffle(
             self.distribute_strategy, given.get("x"), given.get("shuffle", True)
         )
         validation = given.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) > 1:
             self._check_data(
-                "validation_data[0]",
-                validation[0],
-                "validation_data[1]",
-                validation[1],
+                [f"validation_data[{i}]" for i in range(3)],
+                (*validation, None, None)[:3],
             )
         verbose = given.get("verbose", "auto")
         verbose = 1 if verbose == "auto" else verbose
         batch_size = given.get("batch_size") or 32
         if given.get("x") is not None:
             given["x"] = self._with_teacher_outputs(
-                given["x"], batch_size, verbose
+                "x", given["x"], batch_size, verbose
             )
         if isinstance(validation, (tuple, list)):
             given["validation_data"] = (
-                self._with_teacher_outputs(validation[0], batch_size, verbose),
+                self._with_teacher_outputs(
+                    "validation_data[0]", validation[0], batch_size, verbose
+                ),
                 *validation[1:],
             )
         elif validation is not None:
             given["validation_data"] = self._with_teacher_outputs(
-                validation, batch_size, verbose
+                "validation_data", validation, batch_size, verbose
             )
         hooked = [
             loss
@@ -732,7 +745,7 @@ class Distiller(
         given["callbacks"] = [
             *(given.get("callbacks") or []),
             *([_EpochHooks(hooked)] if hooked else []),
-            finite.StopOnNonFinite(),
+            finite.StopOnNonFinite(self._guard),
         ]
         return super().fit(*bound.args, **bound.kwargs)
 

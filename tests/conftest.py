@@ -37,6 +37,27 @@ def make_mlp(units, name, activation=None):
     return keras.Model(inputs, outputs, name=name)
 
 
+def np_mlp_gradients(weights, x, output_gradient):
+    """Gradients of `make_mlp`'s weights, by hand (float64 backprop).
+
+    Args:
+        weights: `[kernel_1, bias_1, kernel_2, bias_2]` of the MLP.
+        x: The inputs.
+        output_gradient: The loss's gradient with respect to the outputs
+            (logits), one row per sample.
+    """
+    w1, b1, w2, _ = (np.asarray(w, np.float64) for w in weights)
+    x = np.asarray(x, np.float64)
+    pre = x @ w1 + b1
+    hidden_gradient = output_gradient @ w2.T * (pre > 0)
+    return [
+        x.T @ hidden_gradient,
+        hidden_gradient.sum(0),
+        np.maximum(pre, 0).T @ output_gradient,
+        output_gradient.sum(0),
+    ]
+
+
 class CountingDistiller(kd_keras.Distiller):
     """Counts the traces of its train step."""
 
@@ -96,3 +117,16 @@ def teacher(trained_teacher):
 @pytest.fixture
 def student():
     return make_mlp(16, "student")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the durations tests recorded (`record_property("seconds")`)."""
+    timed = [
+        (report.nodeid, dict(report.user_properties)["seconds"])
+        for report in terminalreporter.getreports("passed")
+        if "seconds" in dict(report.user_properties)
+    ]
+    if timed:
+        terminalreporter.section("measured durations")
+        for nodeid, seconds in timed:
+            terminalreporter.write_line(f"{seconds:7.1f} s  {nodeid}")

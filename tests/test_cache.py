@@ -59,6 +59,7 @@ def test_keyed_cache_pairs_each_sample_with_its_outputs(teacher, data):
     )
     distiller = kd_keras.Distiller(teacher, make_mlp(16, "student"))
     keyed, _, _ = cache.keyed_dataset(
+        "x",
         shuffled,
         tf.function(distiller.teacher_outputs),
         cache.TeacherCache(),

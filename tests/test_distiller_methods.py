@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import CLASSES
-from test_losses import np_kd
+from test_losses import np_kd, np_softmax
 from test_losses_dkd import np_dkd
 from test_losses_features import np_at, np_fitnet
 
@@ -247,6 +247,8 @@ def test_combined_logit_losses_report_each_term(teacher, student, data):
     t, s = teacher.predict(x, verbose=0), student.predict(x, verbose=0)
     soft = np_kd(t, s, 2.0).mean()
     mse = ((t - s) ** 2).mean()
+    hard = -np.log(np_softmax(s)[np.arange(len(y)), y]).mean()
+    np.testing.assert_allclose(logs["student_loss"], hard, rtol=1e-4)
     np.testing.assert_allclose(logs["kd"], soft, rtol=1e-4)
     np.testing.assert_allclose(logs["logit_mse"], 0.5 * mse, rtol=1e-4)
     np.testing.assert_allclose(
@@ -254,7 +256,7 @@ def test_combined_logit_losses_report_each_term(teacher, student, data):
     )
     np.testing.assert_allclose(
         logs["loss"],
-        0.3 * logs["student_loss"] + 0.7 * (soft + 0.5 * mse),
+        0.3 * hard + 0.7 * (soft + 0.5 * mse),
         rtol=1e-4,
     )
     assert distiller.temperature == 2.0

@@ -18,6 +18,21 @@ def np_kd(t, s, temperature):
     return temperature**2 * np.sum(p * np.log(p / q), axis=-1)
 
 
+def np_kd_logit_gradient(t, s, temperature):
+    """Gradient of `np_kd` with respect to the student logits `s`, by hand.
+
+    `d/ds [T**2 KL(p || softmax(s / T))] = T * (softmax(s / T) - p)`.
+    """
+    return temperature * (
+        np_softmax(s, temperature) - np_softmax(t, temperature)
+    )
+
+
+def np_cross_entropy_logit_gradient(y, s):
+    """Gradient of the sparse cross-entropy from logits `s`, by hand."""
+    return np_softmax(s) - np.eye(s.shape[-1])[y]
+
+
 def np_soft_ce(t, s, temperature):
     p, q = np_softmax(t, temperature), np_softmax(s, temperature)
     return -(temperature**2) * np.sum(p * np.log(q), axis=-1)

@@ -20,7 +20,11 @@ from hypothesis.extra import numpy as hnp
 
 import kd_keras
 
-settings.register_profile("kd_keras", max_examples=50, deadline=None)
+# Derandomized: the same examples on every run and machine, so a failure
+# is reproducible and a pass means the same thing everywhere.
+settings.register_profile(
+    "kd_keras", max_examples=50, deadline=None, derandomize=True
+)
 settings.load_profile("kd_keras")
 
 LOSSES = {
@@ -63,9 +67,10 @@ def loss_value(name, temperature, teacher, student, labels):
 
 
 def tolerance(temperature):
-    # Values carry a T**2 factor; float32 rounding of the logits scales
-    # with it.
-    return 1e-4 * max(1.0, temperature**2)
+    # Values carry a T**2 factor, and float32 rounding of the logits with
+    # it: beyond each test's rtol, the largest error seen over 1,500 random
+    # batches (T from 0.05 to 1000) was 4.6e-6 * T**2, DKD's under a shift.
+    return 2e-5 * max(1.0, temperature**2)
 
 
 def softmax64(z):

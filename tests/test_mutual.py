@@ -3,12 +3,15 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-from conftest import CLASSES, FEATURES, make_mlp
-from test_losses import np_kd, np_softmax
+from conftest import CLASSES, FEATURES, make_mlp, np_mlp_gradients
+from test_losses import (
+    np_cross_entropy_logit_gradient,
+    np_kd,
+    np_kd_logit_gradient,
+    np_softmax,
+)
 
 import kd_keras
-from kd_keras import losses
 
 
 def cohort(activation_c=None):
@@ -72,51 +75,42 @@ def test_one_hot_labels_give_the_same_losses(data):
 
 
 def test_one_sgd_step_updates_each_student_on_its_own_loss(data):
-    """Each student follows the gradient of CE + KL to constant peers."""
+    """Each student follows the gradient of CE + KL to constant peers.
+
+    The gradients are derived by hand: for student `i` with logits `z_i`,
+    `dL_i/dz_i = softmax(z_i) - onehot(y)
+                 + mean_{j != i} T * (softmax(z_i / T) - softmax(z_j / T))`.
+    """
     x, y = data
     students = cohort()
-    references = []
-    for student in students:
-        copy = keras.models.clone_model(student)
-        copy.set_weights(student.get_weights())
-        references.append(copy)
-    before = [[w.copy() for w in s.get_weights()] for s in students]
+    before = [s.get_weights() for s in students]
+    logits = [s.predict(x, verbose=0) for s in students]
     model = kd_keras.MutualLearning(students, temperature=1.5)
     model.compile(keras.optimizers.SGD(0.5))
     model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
-    peer_logits = [r(x, training=True).numpy() for r in references]
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    for i, (reference, student) in enumerate(
-        zip(references, students, strict=True)
-    ):
-        with tf.GradientTape() as tape:
-            s = reference(x, training=True)
-            mimicry = tf.add_n(
-                [
-                    tf.reduce_mean(losses.kd(peer, s, 1.5))
-                    for j, peer in enumerate(peer_logits)
-                    if j != i
-                ]
-            ) / (len(students) - 1)
-            loss = ce(y, s) + mimicry
-        variables = reference.trainable_variables
-        grads = tape.gradient(loss, variables)
-        for var, grad, new, old in zip(
-            variables, grads, student.get_weights(), before[i], strict=True
+    for i, student in enumerate(students):
+        peers = [z for j, z in enumerate(logits) if j != i]
+        logit_gradient = np_cross_entropy_logit_gradient(y, logits[i]) + sum(
+            np_kd_logit_gradient(peer, logits[i], 1.5) for peer in peers
+        ) / len(peers)
+        gradients = np_mlp_gradients(before[i], x, logit_gradient / len(x))
+        for old, gradient, new in zip(
+            before[i], gradients, student.get_weights(), strict=True
         ):
-            np.testing.assert_allclose(
-                var.numpy() - 0.5 * grad.numpy(), new, atol=1e-6
-            )
+            np.testing.assert_allclose(old - 0.5 * gradient, new, atol=1e-6)
             assert not np.array_equal(new, old)
 
 
 def test_jit_compile_matches_graph(data):
+    """XLA and graph steps agree on the losses and weights (after SGD)."""
     x, y = data
     results = []
     for jit in (False, True):
         students = cohort()
         model = kd_keras.MutualLearning(students)
-        model.compile("adam", metrics=["accuracy"], jit_compile=jit)
+        model.compile(
+            keras.optimizers.SGD(0.1), metrics=["accuracy"], jit_compile=jit
+        )
         history = model.fit(
             x, y, epochs=1, batch_size=32, shuffle=False, verbose=0
         )
@@ -128,7 +122,7 @@ def test_jit_compile_matches_graph(data):
     np.testing.assert_allclose(graph_logs["loss"], xla_logs["loss"], rtol=1e-5)
     for g, j in zip(graph, xla, strict=True):
         for a, b in zip(g, j, strict=True):
-            np.testing.assert_allclose(a, b, atol=1e-5)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_call_is_the_first_student(data):
