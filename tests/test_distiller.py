@@ -348,6 +348,13 @@ def test_keras_callbacks(teacher, student, data, tmp_path):
     assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
 
 
+def assert_same_runs(first, second, atol=1e-6):
+    """Two runs' `(loss history, final weights)` agree."""
+    np.testing.assert_allclose(first[0], second[0], rtol=1e-5)
+    for a, b in zip(first[1], second[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=atol)
+
+
 def test_jit_compile_matches_graph(teacher, student, data):
     """XLA and graph steps agree on the loss and the weights.
 
@@ -368,10 +375,7 @@ def test_jit_compile_matches_graph(teacher, student, data):
             x, y, epochs=2, batch_size=32, shuffle=False, verbose=0
         )
         results.append((history.history["loss"], copy.get_weights()))
-    (graph_loss, graph), (xla_loss, xla) = results
-    np.testing.assert_allclose(graph_loss, xla_loss, rtol=1e-5)
-    for g, j in zip(graph, xla, strict=True):
-        np.testing.assert_allclose(g, j, rtol=1e-5, atol=1e-6)
+    assert_same_runs(*results)
 
 
 def test_mixed_precision(data):
@@ -413,10 +417,7 @@ def test_mirrored_strategy_averages_over_the_global_batch(
             x, y, batch_size=32, epochs=2, shuffle=False, verbose=0
         )
         results.append((history.history["loss"], student.get_weights()))
-    (single_loss, single), (mirrored_loss, mirrored) = results
-    np.testing.assert_allclose(single_loss, mirrored_loss, rtol=1e-5)
-    for a, b in zip(single, mirrored, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert_same_runs(*results, atol=1e-5)
 
 
 def test_get_config_round_trip(teacher, student):
