@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.labels import UNLABELLED
+
 
 def _input_shapes(model):
     inputs = getattr(model, "inputs", None)
@@ -91,8 +93,8 @@ def check_x(model, x):
 def check_y(name, y, output_shape):
     """Raises if the label array `y` does not fit a classifier's outputs.
 
-    Labels are class indices in `[0, classes)` (shape `(samples,)` or
-    `(samples, 1)`) or one-hot rows as wide as the outputs.
+    Labels are class indices in `[0, classes)` or `UNLABELLED` (shape
+    `(samples,)` or `(samples, 1)`), or one-hot rows as wide as the outputs.
 
     Args:
         name: The argument's name, for the message.
@@ -131,9 +133,10 @@ def check_y(name, y, output_shape):
             "integers, which would silently truncate them. Pass integer "
             f"labels or one-hot rows of {classes} columns."
         )
-    if finite.size and (finite.min() < 0 or finite.max() >= classes):
+    known = finite[finite != UNLABELLED]
+    if known.size and (known.min() < 0 or known.max() >= classes):
         raise ValueError(
             f"Labels must be in [0, {classes}) for a model with {classes} "
-            f"classes. Received {name} from {finite.min()} to "
-            f"{finite.max()}."
+            f"classes, or {UNLABELLED} for an unlabelled sample. Received "
+            f"{name} from {finite.min()} to {finite.max()}."
         )

@@ -1,6 +1,7 @@
 """The `kd-keras` command line."""
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -8,7 +9,8 @@ from pathlib import Path
 EXAMPLES = {
     "demo": """examples:
   kd-keras demo
-  kd-keras demo --dataset fashion_mnist --epochs 10
+  kd-keras demo --labels 300
+  kd-keras demo --labels all
   kd-keras demo --dataset fashion_mnist \\
       --teacher saved_models/fashion_mnist_cnn_teacher.h5
   kd-keras demo --seed 1 --models-dir my_models --report-dir my_run""",
@@ -87,6 +89,12 @@ def _positive_float(text):
     return value
 
 
+def _labels(text):
+    if text == "all":
+        return math.inf
+    return _positive_int(text)
+
+
 def _unit_float(text):
     value = float(text)
     if not 0 <= value <= 1:
@@ -132,7 +140,8 @@ def _add_training(command, dataset_default="digits"):
     command.add_argument(
         "--epochs",
         type=_positive_int,
-        help="training epochs (default: per dataset)",
+        help="training epochs; at most, for students, which stop early on "
+        "a validation split of the training data (default: per dataset)",
     )
     command.add_argument(
         "--batch-size",
@@ -151,12 +160,21 @@ def _add_distillation(command):
     command.add_argument(
         "--temperature",
         type=_positive_float,
-        help="softening temperature T (default: 1 for mlp, 2 for cnn)",
+        help="softening temperature T (default: 4)",
     )
     command.add_argument(
         "--alpha",
         type=_unit_float,
-        help="weight of the hard-label loss (default: 0.5)",
+        help="weight of the hard-label loss (default: 0.1)",
+    )
+
+
+def _add_patience(command):
+    command.add_argument(
+        "--patience",
+        type=_positive_int,
+        help="epochs without a better validation accuracy before a student "
+        "stops, keeping its best epoch (default: per dataset)",
     )
 
 
@@ -171,14 +189,25 @@ def _parser():
     demo = _command(
         commands,
         "demo",
-        "teacher, scratch student and distilled student, compared",
-        "Trains a teacher, the student from scratch and the same student "
-        "distilled from the teacher with the same budget; prints accuracy, "
+        "does distillation pay off? a teacher and three student twins",
+        "Few labels, many inputs: trains a teacher (or takes --teacher), "
+        "then three twins of the student from the same weights: on the "
+        "labelled samples alone (scratch), on the teacher's top-class "
+        "pseudo-labels, and distilled from the teacher's soft targets. "
+        "Each stops on a validation split carved from the training data; "
+        "the test set is scored once. Prints the verdict, accuracy, "
         "parameters, file size, latency and teacher agreement; saves each "
         "model as .h5 with a JSON card, and a report with plots.",
     )
     _add_training(demo)
     _add_distillation(demo)
+    demo.add_argument(
+        "--labels",
+        type=_labels,
+        help="labelled training samples, or 'all' (default: 1%% of the "
+        "training set, at least 20 per class)",
+    )
+    _add_patience(demo)
     demo.add_argument(
         "--teacher-epochs",
         type=_positive_int,
@@ -241,6 +270,7 @@ def _parser():
     )
     _add_training(distill)
     _add_distillation(distill)
+    _add_patience(distill)
     distill.add_argument(
         "--method",
         choices=METHODS,
@@ -332,8 +362,10 @@ def _demo(args):
         report_dir=args.report_dir,
         seed=args.seed,
         overwrite=args.overwrite,
+        labels=args.labels,
         teacher_epochs=(args.teacher_epochs),
         epochs=args.epochs,
+        patience=args.patience,
         batch_size=args.batch_size,
         alpha=args.alpha,
         temperature=args.temperature,
@@ -343,6 +375,8 @@ def _demo(args):
     )
     print()
     print(report.table(record))
+    print()
+    print(record["verdict"])
     print(
         f"\nModels and cards in {args.models_dir}/; report, plots and "
         f"run.json in {report_dir}/."
@@ -391,8 +425,14 @@ def _train_teacher(args):
         architecture, teacher_epochs=args.epochs, batch_size=args.batch_size
     )
     epochs, batch_size = settings["teacher_epochs"], settings["batch_size"]
+    train, validation, _ = demo.split(data, None, args.seed)
     teacher = demo.train_teacher(
-        data, architecture, epochs, batch_size, args.seed, verbose=1
+        (train, validation),
+        architecture,
+        epochs,
+        batch_size,
+        args.seed,
+        verbose=1,
     )
     _save_with_card(
         teacher,
@@ -476,17 +516,20 @@ def _distill(args):
         temperature=args.temperature,
         alpha=args.alpha,
         epochs=args.epochs,
+        patience=args.patience,
         batch_size=args.batch_size,
     )
     settings = {
         "method": args.method,
         **{
             key: defaults[key]
-            for key in ("temperature", "alpha", "epochs", "batch_size")
+            for key in ("temperature", "alpha", "epochs", "patience")
         },
+        "batch_size": defaults["batch_size"],
         "parameters": parameters,
         "teacher": [str(path) for path in args.teacher],
     }
+    train, validation, _ = demo.split(data, None, args.seed)
     if args.method in methods.SCHEMES:
         import keras
 
@@ -495,14 +538,14 @@ def _distill(args):
             args.method,
             teacher,
             student,
-            x_train,
-            y_train,
+            *train,
             alpha=settings["alpha"],
             temperature=settings["temperature"],
             fit_kwargs={
                 "epochs": settings["epochs"],
                 "batch_size": settings["batch_size"],
-                "validation_data": data[1],
+                "validation_data": validation,
+                "callbacks": [demo.early_stopping(settings["patience"])],
                 "verbose": 1,
             },
             load=lambda path: _load(path, args),
@@ -515,11 +558,9 @@ def _distill(args):
         demo.distill(
             teacher,
             student,
-            data,
-            settings["epochs"],
-            settings["batch_size"],
+            (train, validation),
+            settings,
             args.seed,
-            alpha=settings["alpha"],
             distillation_loss=losses,
             distillation_loss_weights=weights,
             verbose=1,

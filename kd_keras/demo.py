@@ -1,37 +1,57 @@
-"""The main job: a teacher, a student from scratch, a distilled student.
+"""The main job: a student that distillation makes better than its twin.
 
-Scratch and distilled students start from copies of the same initial
-weights and get the same budget (epochs, batch size, optimizer, data
-order), so the difference between them is the teacher's. Each model is
-saved as `.h5` with a JSON card; the run's numbers and plots go to a report
-folder.
+The scenario is the one teams meet when they compress a model they trust:
+a trained teacher, plenty of inputs, few of them labelled. Three twins of
+one student start from the same weights and train under the same rule:
+
+- scratch: the labelled samples alone, all it can use without a teacher;
+- pseudo-labels: every input, labelled with the teacher's top class (the
+  true label where known): what the teacher's hard predictions give;
+- distilled: every input through the `Distiller`: the teacher's softened
+  outputs, and the label where known (the others are marked
+  `kd_keras.labels.UNLABELLED`).
+
+A validation split is carved from the training data before anything
+trains; each student stops when its validation accuracy stops improving
+and keeps its best epoch; the test set is scored once, at the end. Each
+model is saved as `.h5` with a JSON card; the run's numbers, plots and its
+verdict go to a report folder.
 """
 
+import math
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kd_keras import cards, datasets, evaluation, models, report
+from kd_keras import cards, datasets, evaluation, labels, models, report
 from kd_keras.distiller import Distiller
 from kd_keras.saving import save_model
 
-ROLES = {
-    "teacher": "teacher",
-    "student_scratch": "scratch student",
-    "student_distilled": "distilled student",
-}
-# Budgets fit 2 CPU cores. The distillation settings are the best of the
-# sweeps in benchmarks/ (low temperatures, equal weights): with these short
-# budgets, T=4 and alpha=0.1 left the students behind their scratch twins.
+ROLES = report.ROLES
+# Each student trains up to `epochs` epochs of the training set, stopping
+# `patience` epochs after its best validation accuracy. T and alpha were
+# chosen on the validation split by benchmarks/payoff.py.
 DEFAULTS = {
     "mlp": dict(
-        teacher_epochs=30, epochs=20, batch_size=64, alpha=0.5, temperature=1.0
+        teacher_epochs=30,
+        epochs=200,
+        patience=20,
+        batch_size=32,
+        alpha=0.1,
+        temperature=4.0,
     ),
     "cnn": dict(
-        teacher_epochs=8, epochs=10, batch_size=128, alpha=0.5, temperature=2.0
+        teacher_epochs=8,
+        epochs=40,
+        patience=5,
+        batch_size=128,
+        alpha=0.1,
+        temperature=4.0,
     ),
 }
+# The split of the validation data does not change with `seed`.
+_SPLIT_SEED = 0
 
 
 def settings_for(architecture, **overrides):
@@ -50,19 +70,100 @@ def default_architecture(x):
     return "cnn" if x.ndim == 4 else "mlp"
 
 
+def default_labels(y):
+    """Labelled samples of the demo: 1% of `y`, at least 20 per class.
+
+    With 10 per class, which ten digits were labelled moved the scratch
+    student's test accuracy by 3 points from seed to seed.
+    """
+    return max(20 * datasets.num_classes(y), math.ceil(0.01 * len(y)))
+
+
+def validation_fraction(samples):
+    """Share of the training data kept for validation: 20%, 10% from 10k.
+
+    Small datasets keep more, so that early stopping and the choice of
+    settings are not decided by a handful of samples.
+    """
+    return 0.2 if samples < 10_000 else 0.1
+
+
+def split(data, labelled, seed):
+    """Carves the validation data and picks the labelled samples.
+
+    Args:
+        data: `((x_train, y_train), (x_test, y_test))`.
+        labelled: How many training samples keep their label, the same
+            number per class (rounded down); `None` or a number at least
+            the training set's size keeps them all.
+        seed: Seed of the choice of labelled samples.
+
+    Returns:
+        `((x, y), (x_val, y_val), indices)`: the training data left after
+        the validation split, a fixed `validation_fraction` of the training
+        data, stratified, and the indices in `x` of the labelled samples.
+    """
+    (x, y), _ = data
+    rng = np.random.default_rng(_SPLIT_SEED)
+    classes = datasets.num_classes(y)
+    fraction = validation_fraction(len(y))
+    validation = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(y == c))[
+                : round(fraction * np.sum(y == c))
+            ]
+            for c in range(classes)
+        ]
+    )
+    keep = np.setdiff1d(np.arange(len(y)), validation)
+    x_train, y_train = x[keep], y[keep]
+    if labelled is None or labelled >= len(y_train):
+        return (
+            (x_train, y_train),
+            (x[validation], y[validation]),
+            np.arange(len(y_train)),
+        )
+    if labelled < classes:
+        raise ValueError(
+            f"labels must be at least the number of classes ({classes}), "
+            f"one labelled sample per class. Received: labels={labelled}"
+        )
+    rng = np.random.default_rng(seed)
+    per_class = labelled // classes
+    chosen = np.concatenate(
+        [
+            rng.choice(
+                np.flatnonzero(y_train == c),
+                min(per_class, np.sum(y_train == c)),
+                replace=False,
+            )
+            for c in range(classes)
+        ]
+    )
+    return (x_train, y_train), (x[validation], y[validation]), np.sort(chosen)
+
+
 def _hard_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _fit(model, data, epochs, batch_size, seed, verbose):
+def early_stopping(patience):
+    """Stops when validation accuracy has not improved for `patience`
+    epochs, and restores the best epoch's weights."""
+    return keras.callbacks.EarlyStopping(
+        "val_accuracy", patience=patience, mode="max", restore_best_weights=True
+    )
+
+
+def _fit(model, x, y, validation, settings, seed, verbose):
     keras.utils.set_random_seed(seed)
-    (x_train, y_train), validation = data
     return model.fit(
-        x_train,
-        y_train,
-        epochs=epochs,
-        batch_size=batch_size,
+        x,
+        y,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
         validation_data=validation,
+        callbacks=[early_stopping(settings["patience"])],
         verbose=verbose,
     )
 
@@ -71,7 +172,7 @@ def train_teacher(
     data, architecture=None, epochs=30, batch_size=64, seed=0, verbose=0
 ):
     """Trains a built-in teacher on `data` and returns it."""
-    x_train, y_train = data[0]
+    (x_train, y_train), validation = data
     keras.utils.set_random_seed(seed)
     teacher = models.build(
         architecture or default_architecture(x_train),
@@ -80,7 +181,14 @@ def train_teacher(
         datasets.num_classes(y_train),
     )
     teacher.compile("adam", _hard_loss(), metrics=["accuracy"])
-    _fit(teacher, data, epochs, batch_size, seed, verbose)
+    teacher.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        verbose=verbose,
+    )
     return teacher
 
 
@@ -104,40 +212,172 @@ def copy_model(model, name):
     return copy
 
 
-def train_scratch(student, data, epochs=20, batch_size=64, seed=0, verbose=0):
-    """Trains `student` on the labels alone; returns its `History`."""
-    student.compile("adam", _hard_loss(), metrics=["accuracy"])
-    return _fit(student, data, epochs, batch_size, seed, verbose)
-
-
 def distill(
     teacher,
     student,
     data,
-    epochs=20,
-    batch_size=64,
+    settings,
     seed=0,
-    alpha=0.1,
-    temperature=4.0,
     distillation_loss=None,
     distillation_loss_weights=None,
     verbose=0,
 ):
-    """Trains `student` from `teacher`; returns its `History`.
+    """Trains `student` from `teacher`, stopping early on validation data.
 
-    The distillation loss is Hinton KD at `temperature` unless
-    `distillation_loss` (a loss or a list, with its weights) is given.
+    Args:
+        teacher: The trained teacher.
+        student: The student to train.
+        data: `((x, y), (x_val, y_val))`.
+        settings: `epochs` (at most), `patience`, `batch_size`, `alpha`
+            and `temperature`.
+        seed: Seed of the data order. Defaults to `0`.
+        distillation_loss: A loss or a list of losses; `None` is Hinton KD
+            at `settings["temperature"]`. Defaults to `None`.
+        distillation_loss_weights: Their weights. Defaults to `None`.
+        verbose: Keras' `verbose`. Defaults to `0`.
+
+    Returns:
+        The `History`.
     """
     distiller = Distiller(
         teacher,
         student,
         distillation_loss,
-        alpha=alpha,
-        temperature=temperature,
+        alpha=settings["alpha"],
+        temperature=settings["temperature"],
         distillation_loss_weights=distillation_loss_weights,
     )
     distiller.compile("adam", metrics=["accuracy"])
-    return _fit(distiller, data, epochs, batch_size, seed, verbose)
+    (x, y), validation = data
+    return _fit(distiller, x, y, validation, settings, seed, verbose)
+
+
+def train_student(role, initial, teacher, data, settings, seed=0, verbose=0):
+    """Trains one twin: a copy of `initial` named `role`.
+
+    Args:
+        role: `"student_scratch"`, `"student_pseudo"` or
+            `"student_distilled"`.
+        initial: The student with the initial weights (left unchanged).
+        teacher: The trained teacher.
+        data: `((x, y), (x_val, y_val), labelled)`, as `split` returns it.
+        settings: `epochs`, `patience`, `batch_size`, and `alpha` and
+            `temperature` for the distilled twin.
+        seed: Seed of the data order.
+        verbose: Keras' `verbose` for the training.
+
+    Returns:
+        `(student, History.history)`.
+    """
+    (x, y), validation, labelled = data
+    student = copy_model(initial, role)
+    if role == "student_distilled":
+        targets = np.full_like(y, labels.UNLABELLED)
+        targets[labelled] = y[labelled]
+        model = Distiller(
+            teacher,
+            student,
+            alpha=settings["alpha"],
+            temperature=settings["temperature"],
+        )
+        model.compile("adam", metrics=["accuracy"])
+    else:
+        model = student
+        model.compile("adam", _hard_loss(), metrics=["accuracy"])
+        if role == "student_scratch":
+            # The labelled samples repeated to the training set's size: an
+            # epoch is then the same number of steps for every twin.
+            repeats = np.resize(labelled, len(x))
+            x, targets = x[repeats], y[repeats]
+        else:
+            targets = evaluation.predict_classes(teacher, x)
+            targets[labelled] = y[labelled]
+    history = _fit(model, x, targets, validation, settings, seed, verbose)
+    return student, history.history
+
+
+def train_students(teacher, data, settings, seed=0, verbose=0):
+    """Trains the scratch, pseudo-label and distilled twins.
+
+    The pseudo-label twin is left out when every sample is labelled.
+
+    Args:
+        teacher: The trained teacher.
+        data: `((x, y), (x_val, y_val), labelled)`, as `split` returns it.
+        settings: `architecture`, `epochs`, `patience`, `batch_size`,
+            `alpha`, `temperature`.
+        seed: Seed of the initial weights and the data order.
+        verbose: Keras' `verbose` for the training.
+
+    Returns:
+        `(students, histories)`: dicts by role.
+    """
+    train, _, labelled = data
+    initial = new_student((train, None), settings["architecture"], seed)
+    roles = [role for role in ROLES if role != "teacher"]
+    if len(labelled) == len(train[1]):
+        roles.remove("student_pseudo")
+    trained = {
+        role: train_student(
+            role, initial, teacher, data, settings, seed, verbose
+        )
+        for role in roles
+    }
+    return (
+        {role: student for role, (student, _) in trained.items()},
+        {role: history for role, (_, history) in trained.items()},
+    )
+
+
+def verdict(accuracies):
+    """One sentence: did distillation help, by how much, what share of gap.
+
+    Args:
+        accuracies: Test accuracy by role: `"teacher"`, `"student_scratch"`,
+            `"student_distilled"` and optionally `"student_pseudo"`.
+    """
+    teacher = accuracies["teacher"]
+    scratch = accuracies["student_scratch"]
+    distilled = accuracies["student_distilled"]
+    gain = 100 * (distilled - scratch)
+    if gain > 0:
+        opening = (
+            f"Distillation helped: the distilled student scores "
+            f"{distilled:.4f} on the test set, {gain:+.1f} points over its "
+            f"scratch twin ({scratch:.4f})"
+        )
+    elif gain == 0:
+        opening = (
+            f"Distillation did not help: the distilled student and its "
+            f"scratch twin both score {distilled:.4f} on the test set"
+        )
+    else:
+        opening = (
+            f"Distillation did not help: the distilled student scores "
+            f"{distilled:.4f} on the test set, {gain:+.1f} points against "
+            f"its scratch twin ({scratch:.4f})"
+        )
+    if teacher <= scratch:
+        opening += (
+            f"; the teacher ({teacher:.4f}) is no better than the scratch "
+            "student, so there was no gap to close"
+        )
+    elif gain > 0:
+        share = (distilled - scratch) / (teacher - scratch)
+        opening += (
+            f", closing {100 * share:.0f}% of the gap to the teacher "
+            f"({teacher:.4f})"
+        )
+    else:
+        opening += f"; the teacher scores {teacher:.4f}"
+    pseudo = accuracies.get("student_pseudo")
+    if pseudo is None:
+        return opening + "."
+    return (
+        f"{opening}. The teacher's top-class pseudo-labels alone gave "
+        f"{pseudo:.4f} ({100 * (distilled - pseudo):+.1f} points for the "
+        "soft targets)."
+    )
 
 
 def output_paths(dataset, models_dir, report_dir):
@@ -162,7 +402,7 @@ def run(
     report_dir=None,
     seed=0,
     overwrite=False,
-    verbose="auto",
+    verbose=0,
     teacher=None,
     **overrides,
 ):
@@ -175,21 +415,24 @@ def run(
             `"saved_models"`.
         report_dir: Folder of `run.json`, `report.md` and the plots.
             Defaults to `runs/demo_<dataset>`.
-        seed: Seed of the initial weights and the data order. Defaults to
-            `0`.
+        seed: Seed of the labelled samples, the initial weights and the
+            data order. Defaults to `0`.
         overwrite: Whether existing outputs may be replaced. Defaults to
             `False`: they are refused before any training.
-        verbose: Keras' `verbose` for the training. Defaults to `"auto"`.
+        verbose: Keras' `verbose` for the training. Defaults to `0`.
         teacher: A trained teacher `keras.Model` to use instead of training
             one. Defaults to `None`.
-        **overrides: `teacher_epochs`, `epochs`, `batch_size`, `alpha`,
+        **overrides: `labels` (labelled training samples, default
+            `default_labels`; at least the training set's size for all),
+            `teacher_epochs`, `epochs`, `patience`, `batch_size`, `alpha`,
             `temperature`, `architecture`; `None` keeps the default.
     """
-    data = datasets.load(dataset)
-    (x_train, y_train), (x_test, y_test) = data
+    arrays = datasets.load(dataset)
+    x_test, y_test = arrays[1]
     architecture = overrides.pop("architecture", None) or (
-        default_architecture(x_train)
+        default_architecture(arrays[0][0])
     )
+    labelled = overrides.pop("labels", None) or default_labels(arrays[0][1])
     settings = dict(
         settings_for(architecture, **overrides),
         architecture=architecture,
@@ -206,54 +449,66 @@ def run(
         ],
         overwrite,
     )
-    budget = dict(batch_size=settings["batch_size"], seed=seed, verbose=verbose)
-
+    data = split(arrays, labelled, seed)
+    train, validation, indices = data
+    settings["labels"] = len(indices)
+    unlabelled = len(train[1]) - len(indices)
     if teacher is None:
-        print(f"[1/3] Training the teacher ({architecture}) on {dataset} ...")
+        print(
+            f"[1/2] Training the teacher ({architecture}) on all "
+            f"{len(train[1]):,} training samples and their labels ..."
+        )
         teacher = train_teacher(
-            data, architecture, settings["teacher_epochs"], **budget
+            (train, validation),
+            architecture,
+            settings["teacher_epochs"],
+            settings["batch_size"],
+            seed,
+            verbose,
         )
     else:
-        datasets.check_fits(teacher, "teacher", x_train, y_train)
-        print(f"[1/3] Using the given teacher {teacher.name!r}.")
+        datasets.check_fits(teacher, "teacher", *train)
+        print(f"[1/2] Using the given teacher {teacher.name!r}.")
         settings.pop("teacher_epochs")
         settings["teacher"] = teacher.name
-    trained = {"teacher": teacher}
-    initial = new_student(data, architecture, seed)
-    print("[2/3] Training the student from scratch ...")
-    trained["student_scratch"] = copy_model(initial, "student_scratch")
-    scratch = train_scratch(
-        trained["student_scratch"], data, settings["epochs"], **budget
+    print(
+        f"[2/2] Training {'three' if unlabelled else 'two'} twins of the "
+        f"student: {len(indices):,} labelled samples, {unlabelled:,} "
+        f"unlabelled; T={settings['temperature']:g}, "
+        f"alpha={settings['alpha']:g} ..."
     )
-    print("[3/3] Distilling the same student from the teacher ...")
-    trained["student_distilled"] = copy_model(initial, "student_distilled")
-    distilled = distill(
-        trained["teacher"],
-        trained["student_distilled"],
-        data,
-        settings["epochs"],
-        alpha=settings["alpha"],
-        temperature=settings["temperature"],
-        **budget,
-    )
-
+    students, histories = train_students(teacher, data, settings, seed, verbose)
+    trained = {"teacher": teacher, **students}
+    classes = {
+        role: evaluation.predict_classes(model, x_test)
+        for role, model in trained.items()
+    }
+    accuracies = {
+        role: float(np.mean(predicted == y_test))
+        for role, predicted in classes.items()
+    }
     record = {
         "dataset": str(dataset),
         "settings": settings,
-        "models": [],
-        "histories": {
-            "scratch": scratch.history,
-            "distilled": distilled.history,
+        "samples": {
+            "labelled": len(indices),
+            "unlabelled": unlabelled,
+            "validation": len(validation[1]),
+            "test": len(y_test),
         },
+        "verdict": verdict(accuracies),
+        "validation_accuracy": {
+            role: evaluation.accuracy(model, *validation)
+            for role, model in trained.items()
+        },
+        "models": [],
+        "histories": histories,
     }
     methods = {
         "teacher": "supervised",
         "student_scratch": "supervised",
+        "student_pseudo": "pseudo_labels",
         "student_distilled": "kd",
-    }
-    classes = {
-        role: evaluation.predict_classes(model, x_test)
-        for role, model in trained.items()
     }
     for role, model in trained.items():
         path = save_model(model, paths[role], overwrite=overwrite)
@@ -261,7 +516,7 @@ def run(
             model,
             path,
             str(dataset),
-            np.mean(classes[role] == y_test),
+            accuracies[role],
             methods[role],
             settings,
             seed,

@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
-from kd_keras import checks, distribute, finite, saving
+from kd_keras import checks, compat, distribute, finite, saving
 from kd_keras import losses as kd_losses
 from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
@@ -16,6 +16,11 @@ from kd_keras.hyperparameters import (
     check_non_negative,
     check_temperature,
     check_weight,
+)
+from kd_keras.labels import (
+    fill_unlabelled,
+    mask_unlabelled,
+    split_unlabelled,
 )
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.outputs import (
@@ -134,7 +139,9 @@ class Distiller(
     names (feature losses such as `kd_keras.losses.FitNet`, whose adapter
     is trained with the student and never saved into it). Losses that need
     the labels (`kd_keras.losses.DKD`) get them. Without labels (`y` is
-    `None`) the loss is the distillation loss alone.
+    `None`) the loss is the distillation loss alone; a class index of -1
+    (`kd_keras.labels.UNLABELLED`) marks one unlabelled sample, whose
+    hard-label loss and metrics are masked (`kd_keras.labels`).
 
     The teacher's outputs are computed once and reused every epoch when
     the inputs are in memory (numpy arrays or tensors), see `cache`.
@@ -423,7 +430,7 @@ class Distiller(
             loss, None, _DEFAULT_TEMPERATURE, output_shape(self.student)
         )
 
-    def _student_loss(self, y, outputs, sample_weight):
+    def _student_loss(self, y, sample_weight, outputs):
         loss_fn = label_loss(
             self.student_loss_fn, y, outputs, self._student_activation
         )
@@ -471,7 +478,11 @@ class Distiller(
             s = student_views[loss.student_layer]
             if adapter is not None:
                 s = adapter(s, training=training)
-            labels = {"labels": y} if loss.requires_labels else {}
+            labels = (
+                {"labels": fill_unlabelled(y, teacher_views[None])}
+                if loss.requires_labels
+                else {}
+            )
             value = loss(
                 teacher_views[loss.teacher_layer],
                 s,
@@ -497,7 +508,9 @@ class Distiller(
             hard = ops.zeros((), "float32")
             total = distillation
         else:
-            hard = self._student_loss(y, student[0], sample_weight)
+            hard = self._student_loss(
+                *mask_unlabelled(y, student[0], sample_weight), student[0]
+            )
             total = self._alpha * hard + (1.0 - self._alpha) * distillation
         if self.student.losses:
             regularization = ops.cast(ops.sum(self.student.losses), "float32")
@@ -526,6 +539,21 @@ class Distiller(
         if y is None:
             return self.get_metrics_result()
         return self.compute_metrics(x, y, student_outputs, sample_weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics; returns the logs.
+
+        As `keras.Model.compute_metrics`, except that unlabelled samples
+        (class `kd_keras.labels.UNLABELLED`) are left out of every metric.
+        """
+        y, labelled = split_unlabelled(y, y_pred)
+        if labelled is None:
+            return super().compute_metrics(x, y, y_pred, sample_weight)
+        weights = labelled
+        if sample_weight is not None:
+            weights = labelled * ops.cast(sample_weight, "float32")
+        compat.update_compiled_metrics(self, y, y_pred, labelled, weights)
+        return self.get_metrics_result()
 
     def get_metrics_result(self):
         # Without labels the compiled metrics are never built: leave them

@@ -9,9 +9,26 @@ import tensorflow as tf
 from kd_keras.metrics import teacher_agreement
 
 
+def outputs(model, x, batch_size=256):
+    """`model`'s outputs on `x`, in inference mode, as one numpy array.
+
+    Eager calls batch by batch rather than `model.predict`: measuring many
+    models in one process (a sweep, a notebook) would otherwise trace a
+    predict function per model, and TensorFlow warns about retracing.
+    """
+    return np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                model(x[start : start + batch_size], training=False)
+            )
+            for start in range(0, len(x), batch_size)
+        ]
+    )
+
+
 def predict_classes(model, x, batch_size=256):
     """Top-1 class of `model` for each sample of `x`."""
-    return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), -1)
+    return np.argmax(outputs(model, x, batch_size), -1)
 
 
 def accuracy(model, x, y):
@@ -21,9 +38,7 @@ def accuracy(model, x, y):
 
 def agreement(teacher, student, x):
     """Share of `x` where `student`'s top-1 class is `teacher`'s."""
-    values = teacher_agreement(
-        teacher.predict(x, verbose=0), student.predict(x, verbose=0)
-    )
+    values = teacher_agreement(outputs(teacher, x), outputs(student, x))
     return float(np.mean(keras.ops.convert_to_numpy(values)))
 
 

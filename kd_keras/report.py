@@ -12,6 +12,12 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from kd_keras.saving import atomic_path  # noqa: E402
 
+ROLES = {
+    "teacher": "teacher",
+    "student_scratch": "scratch student",
+    "student_pseudo": "pseudo-label student",
+    "student_distilled": "distilled student",
+}
 RUN_FILE = "run.json"
 PLOTS = ("curves.png", "comparison.png", "confusion.png")
 
@@ -50,42 +56,46 @@ def table(run):
     return "\n".join(lines)
 
 
+# Each student's colour and line style, the same in every plot.
+STYLES = {
+    "teacher": ("tab:orange", "-"),
+    "student_scratch": ("tab:gray", "--"),
+    "student_pseudo": ("tab:green", ":"),
+    "student_distilled": ("tab:blue", "-"),
+}
+
+
+def _role_key(model):
+    """`run.json` model entry -> its key in `STYLES` (from its role)."""
+    return next(key for key, role in ROLES.items() if role == model["role"])
+
+
 def _curves(run, path):
-    scratch, distilled = (
-        run["histories"]["scratch"],
-        run["histories"]["distilled"],
-    )
-    epochs = np.arange(1, len(scratch["accuracy"]) + 1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for history, label, color in (
-        (scratch, "scratch", "tab:gray"),
-        (distilled, "distilled", "tab:blue"),
-    ):
+    histories = run["histories"]
+    teacher = run["validation_accuracy"]["teacher"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, history in histories.items():
+        color, style = STYLES[key]
+        epochs = np.arange(1, len(history["val_accuracy"]) + 1)
+        label = ROLES[key]
         left.plot(
-            epochs,
-            history["val_accuracy"],
-            color=color,
-            label=f"{label} (test)",
+            epochs, history["val_accuracy"], color=color, ls=style, label=label
         )
-        left.plot(
-            epochs,
-            history["accuracy"],
-            color=color,
-            ls="--",
-            label=f"{label} (train)",
-        )
-    right.plot(epochs, scratch["val_loss"], color="tab:gray", label="scratch")
-    right.plot(
-        epochs,
-        distilled["val_student_loss"],
-        color="tab:blue",
-        label="distilled",
+        best = int(np.argmax(history["val_accuracy"]))
+        left.plot(best + 1, history["val_accuracy"][best], "o", color=color)
+        # The distiller's `val_loss` adds the distillation loss.
+        labels_loss = history.get("val_student_loss", history["val_loss"])
+        right.plot(epochs, labels_loss, color=color, ls=style, label=label)
+    left.axhline(teacher, color=STYLES["teacher"][0], lw=1, label="teacher")
+    left.set(
+        xlabel="epoch",
+        ylabel="validation accuracy",
+        title="Students on the validation split (dot: epoch kept)",
     )
-    left.set(xlabel="epoch", ylabel="accuracy", title="Student accuracy")
     right.set(
         xlabel="epoch",
         ylabel="cross-entropy",
-        title="Student test loss on the labels",
+        title="Validation cross-entropy on the labels",
     )
     for axis in (left, right):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -97,27 +107,34 @@ def _curves(run, path):
 
 def _comparison(run, path):
     models = run["models"]
-    fig, axis = plt.subplots(figsize=(7, 4))
-    accuracies = [m["test_accuracy"] for m in models]
+    accuracy = {_role_key(m): m["test_accuracy"] for m in models}
+    fig, axis = plt.subplots(figsize=(8, 4.5))
     bars = axis.bar(
-        [m["role"] for m in models],
-        accuracies,
-        color=["tab:orange", "tab:gray", "tab:blue"][: len(models)],
+        [m["role"].replace(" student", "\nstudent") for m in models],
+        [m["test_accuracy"] for m in models],
+        color=[STYLES[_role_key(m)][0] for m in models],
     )
     for bar, m in zip(bars, models, strict=True):
         axis.annotate(
-            f"{m['test_accuracy']:.4f}\n{m['parameters']:,} params\n"
-            f"{m['file_bytes'] / 1024:,.0f} KiB",
+            f"{m['test_accuracy']:.4f}\n{m['parameters']:,} params",
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
             ha="center",
             va="bottom",
             fontsize=9,
         )
-    low = min(accuracies)
+    scratch, teacher = accuracy["student_scratch"], accuracy["teacher"]
+    title = f"Test accuracy on {run['dataset']}"
+    if teacher > scratch:
+        for level in (scratch, teacher):
+            axis.axhline(level, color="black", lw=0.8, ls=":")
+        closed = (accuracy["student_distilled"] - scratch) / (teacher - scratch)
+        title += (
+            f"\nthe distilled student closes {100 * closed:.0f}% of the "
+            "gap between scratch and teacher (dotted)"
+        )
+    low = min(accuracy.values())
     axis.set_ylim(max(0.0, low - 0.1), 1.0 + (1.0 - low) * 0.6)
-    axis.set(
-        ylabel="test accuracy", title=f"Accuracy and size on {run['dataset']}"
-    )
+    axis.set(ylabel="test accuracy", title=title)
     fig.tight_layout()
     _save(fig, path)
 
@@ -159,10 +176,13 @@ def write_report(run_dir):
     ):
         draw(run, path)
     settings = ", ".join(f"{k}={v}" for k, v in run["settings"].items())
+    samples = ", ".join(f"{v:,} {k}" for k, v in run["samples"].items())
     markdown = [
         f"# Distillation on {run['dataset']}",
         "",
-        f"Settings: {settings}.",
+        run["verdict"],
+        "",
+        f"Samples: {samples}. Settings: {settings}.",
         "",
         table(run),
         "",

@@ -152,6 +152,8 @@ def test_demo_and_report(workdir):
         "2",
         "--teacher-epochs",
         "2",
+        "--patience",
+        "1",
         "--models-dir",
         "models",
         "--report-dir",
@@ -159,13 +161,18 @@ def test_demo_and_report(workdir):
     )
     result = kd_keras(*args, cwd=workdir)
     assert result.returncode == 0, result.stderr
-    for label in ("teacher", "scratch student", "distilled student"):
+    roles = ("teacher", "student_scratch", "student_pseudo")
+    roles += ("student_distilled",)
+    for label in ("teacher", "scratch student", "pseudo-label student"):
         assert f"| {label} |" in result.stdout
+    assert "| distilled student |" in result.stdout
+    assert re.search(
+        r"^Distillation (helped|did not help): ", result.stdout, re.M
+    )
+    assert "60 labelled samples, 132 unlabelled" in result.stdout
     models = sorted(p.name for p in (workdir / "models").iterdir())
     assert models == sorted(
-        f"demo_tiny_{role}.{ext}"
-        for ext in ("h5", "json")
-        for role in ("teacher", "student_scratch", "student_distilled")
+        f"demo_tiny_{role}.{ext}" for ext in ("h5", "json") for role in roles
     )
     plots = [
         workdir / "run" / name

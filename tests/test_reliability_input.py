@@ -685,12 +685,12 @@ def distiller_for(loss=None, optimizer="adam"):
         (lambda x, y: (x, y[:50]), "'y' sizes: 50"),
         (
             lambda x, y: (x, y + 10),
-            r"^Labels must be in \[0, 4\) for a model with 4 classes. "
-            r"Received y from 10 to 13\.$",
+            r"^Labels must be in \[0, 4\) for a model with 4 classes, or -1 "
+            r"for an unlabelled sample. Received y from 10 to 13\.$",
         ),
         (
-            lambda x, y: (x, y - 1.0),
-            r"^Labels must be in \[0, 4\).*Received y from -1\.0 to 2\.0",
+            lambda x, y: (x, y - 2.0),
+            r"^Labels must be in \[0, 4\).*Received y from -2\.0 to 1\.0",
         ),
         (
             lambda x, y: (tf.constant(x), tf.constant(y + 10)),

@@ -1,0 +1,77 @@
+"""Labelled and unlabelled samples in one training set.
+
+Distillation can use inputs nobody labelled: the teacher's outputs are the
+targets. A class index of `UNLABELLED` (-1) marks such a sample, so one
+`fit` takes a few labelled samples and many unlabelled ones (Hinton et
+al.'s transfer set): the hard-label loss of an unlabelled sample is
+masked (weight 0), its distillation loss is kept. Only integer class
+indices can carry the marker; one-hot rows and regression targets are
+always labels.
+"""
+
+from keras import ops
+
+UNLABELLED = -1
+
+
+def is_sparse(labels, outputs):
+    """Whether `labels` are class indices for a classifier's `outputs`.
+
+    Class indices are `(batch,)` or `(batch, 1)` for outputs of two or more
+    classes; one-hot rows have the outputs' shape.
+    """
+    classes = outputs.shape[-1]
+    if classes is None or classes < 2:
+        return False
+    rank = len(labels.shape)
+    if rank == len(outputs.shape) - 1:
+        return True
+    return rank == len(outputs.shape) and labels.shape[-1] == 1
+
+
+def split_unlabelled(labels, outputs):
+    """`(labels, labelled)`: labels a loss can read, and which are known.
+
+    Unlabelled class indices become class 0 (any valid index: a loss must
+    not fail on them) and `labelled` is a float mask `(batch,)`, 0 for
+    them. Other labels (one-hot, regression targets, `None`) are returned
+    as they are, with `labelled` `None`.
+
+    Args:
+        labels: The batch's labels.
+        outputs: The student's outputs on the batch.
+    """
+    if labels is None or not is_sparse(labels, outputs):
+        return labels, None
+    labels = ops.convert_to_tensor(labels)
+    known = ops.not_equal(labels, UNLABELLED)
+    labelled = ops.cast(ops.reshape(known, ops.shape(outputs)[:1]), "float32")
+    return ops.where(known, labels, ops.zeros_like(labels)), labelled
+
+
+def mask_unlabelled(labels, outputs, sample_weight):
+    """`(labels, sample_weight)` with unlabelled samples weighted 0.
+
+    See `split_unlabelled`; the weights of labelled samples are kept.
+    """
+    labels, labelled = split_unlabelled(labels, outputs)
+    if labelled is None or sample_weight is None:
+        return labels, labelled if labelled is not None else sample_weight
+    return labels, labelled * ops.cast(sample_weight, "float32")
+
+
+def fill_unlabelled(labels, teacher_logits):
+    """`labels` with each unlabelled sample given the teacher's top class.
+
+    For distillation losses that read the labels (DKD splits the target
+    class from the others): the teacher's prediction stands in for the
+    missing label.
+    """
+    if labels is None or not is_sparse(labels, teacher_logits):
+        return labels
+    labels = ops.convert_to_tensor(labels)
+    top = ops.reshape(
+        ops.cast(ops.argmax(teacher_logits, axis=-1), labels.dtype),
+        ops.shape(labels),
+    )
+    return ops.where(ops.equal(labels, UNLABELLED), top, labels)
