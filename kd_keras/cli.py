@@ -205,7 +205,7 @@ def _parser():
         "--labels",
         type=_labels,
         help="labelled training samples, or 'all' (default: 1%% of the "
-        "training set, at least 20 per class)",
+        "training set, at least 5 per class)",
     )
     _add_patience(demo)
     demo.add_argument(

@@ -1,5 +1,6 @@
 """The `Distiller`: a `keras.Model` that trains a student from a teacher."""
 
+import functools
 import inspect
 
 import keras
@@ -695,8 +696,13 @@ class Distiller(
         if storage is None:
             return x
         if self._teacher_function is None:
+            # A partial, not the method: TensorFlow keys its retracing
+            # warning by the function's code, shared by every Distiller, so
+            # a sweep of Distillers, each tracing its own function once,
+            # would be reported as retracing.
             self._teacher_function = tf.function(
-                self.teacher_outputs, reduce_retracing=True
+                functools.partial(self.teacher_outputs),
+                reduce_retracing=True,
             )
         if isinstance(x, tf.data.Dataset):
             x, stored, self._cached_classes = teacher_cache.keyed_dataset(

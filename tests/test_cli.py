@@ -169,7 +169,7 @@ def test_demo_and_report(workdir):
     assert re.search(
         r"^Distillation (helped|did not help): ", result.stdout, re.M
     )
-    assert "60 labelled samples, 132 unlabelled" in result.stdout
+    assert "15 labelled samples, 177 unlabelled" in result.stdout
     models = sorted(p.name for p in (workdir / "models").iterdir())
     assert models == sorted(
         f"demo_tiny_{role}.{ext}" for ext in ("h5", "json") for role in roles

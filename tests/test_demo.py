@@ -43,7 +43,7 @@ def test_too_few_labels_are_refused():
 
 def test_default_labels():
     assert demo.default_labels(np.arange(60_000) % 10) == 600
-    assert demo.default_labels(np.arange(1_437) % 10) == 200
+    assert demo.default_labels(np.arange(1_437) % 10) == 50
     assert demo.validation_fraction(1_437) == 0.2
     assert demo.validation_fraction(60_000) == 0.1
 
