@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kd_keras import datasets, demo, evaluation  # noqa: E402
+from kd_keras import datasets  # noqa: E402
+from kd_keras.app import demo, evaluation  # noqa: E402
 
 
 def parse_settings(text):

@@ -48,7 +48,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kd_keras  # noqa: E402
-from kd_keras import datasets, demo, evaluation, models  # noqa: E402
+from kd_keras import datasets, models  # noqa: E402
+from kd_keras.app import demo, evaluation  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "guide_results.json"

@@ -41,14 +41,13 @@ import kd_keras  # noqa: E402
 from kd_keras import (  # noqa: E402
     chains,
     datasets,
-    demo,
-    evaluation,
     function_matching,
     methods,
     models,
     mutual,
     teachers,
 )
+from kd_keras.app import demo, evaluation  # noqa: E402
 
 TEACHER = (
     Path(__file__).parents[1]

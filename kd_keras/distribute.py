@@ -28,14 +28,14 @@ import keras
 import tensorflow as tf
 
 from kd_keras import cache as teacher_cache
+from kd_keras import compat
 
 
 def is_multi_worker(strategy):
     """Whether `strategy` is a `MultiWorkerMirroredStrategy` on >1 worker."""
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and compat.in_multi_worker_mode(strategy)
 
 
 def local_batch(strategy, batch):
@@ -126,7 +126,7 @@ def make_step_function(model, step):
     return function
 
 
-class MultiWorkerSteps:
+class MultiWorkerSteps(compat.BuildFromBatch):
     """Mixin of a `keras.Model` whose `fit` works on several workers.
 
     Under a multi-worker `MultiWorkerMirroredStrategy` the step functions
@@ -148,15 +148,14 @@ class MultiWorkerSteps:
             self.test_function = make_step_function(self, self.test_step)
         return self.test_function
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def build_batch(self, iterator):
+        """A local batch to build from, on several workers."""
         strategy = self.distribute_strategy
-        if iterator is None or not is_multi_worker(strategy):
-            return super()._maybe_symbolic_build(iterator, data_batch)
+        if not is_multi_worker(strategy):
+            return None
         for _, _, batches in iterator:
-            data_batch = local_batch(strategy, next(batches))
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            return local_batch(strategy, next(batches))
+        return None
 
 
 class BackupAndRestore(keras.callbacks.Callback):
@@ -218,7 +217,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self._path(index["weights"]))
-        self.model._initial_epoch = index["epoch"]
+        compat.set_initial_epoch(self.model, index["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):
         weights = f"epoch_{epoch + 1}.weights.h5"

@@ -1,12 +1,13 @@
-"""Labelled and unlabelled samples in one training set.
+"""Labels: one-hot rows or class indices, labelled or not.
+
+`is_one_hot` is the one rule telling one-hot rows from class indices.
 
 Distillation can use inputs nobody labelled: the teacher's outputs are the
 targets. A class index of `UNLABELLED` (-1) marks such a sample, so one
 `fit` takes a few labelled samples and many unlabelled ones (Hinton et
 al.'s transfer set): the hard-label loss of an unlabelled sample is
-masked (weight 0), its distillation loss is kept. Only integer class
-indices can carry the marker; one-hot rows and regression targets are
-always labels.
+masked (weight 0), its distillation loss is kept. Only class indices can
+carry the marker; one-hot rows and regression targets are always labels.
 """
 
 from keras import ops
@@ -14,19 +15,28 @@ from keras import ops
 UNLABELLED = -1
 
 
-def is_sparse(labels, outputs):
-    """Whether `labels` are class indices for a classifier's `outputs`.
+def is_one_hot(labels_shape, outputs_shape):
+    """Whether labels of `labels_shape` are rows as wide as the outputs.
 
-    Class indices are `(batch,)` or `(batch, 1)` for outputs of two or more
-    classes; one-hot rows have the outputs' shape.
+    The one rule kd_keras uses: labels of the outputs' rank with more than
+    one column are one-hot (or soft, or multi-hot) rows; otherwise a
+    classifier's labels are class indices, `(batch,)` or `(batch, 1)`.
+
+    Args:
+        labels_shape: The labels' shape, with the batch axis.
+        outputs_shape: The model outputs' shape, with the batch axis.
     """
+    return len(labels_shape) == len(outputs_shape) and labels_shape[-1] != 1
+
+
+def is_sparse(labels, outputs):
+    """Whether `labels` are class indices for a classifier's `outputs`."""
     classes = outputs.shape[-1]
-    if classes is None or classes < 2:
-        return False
-    rank = len(labels.shape)
-    if rank == len(outputs.shape) - 1:
-        return True
-    return rank == len(outputs.shape) and labels.shape[-1] == 1
+    return (
+        classes is not None
+        and classes > 1
+        and not is_one_hot(labels.shape, outputs.shape)
+    )
 
 
 def split_unlabelled(labels, outputs):

@@ -182,12 +182,6 @@ def check_scheme(name, parameters):
     _scheme_parameters(name, parameters)
 
 
-def _copy_of(model, name):
-    copy = keras.models.clone_model(model)
-    copy.name = name
-    return copy
-
-
 def _assistant(assistant, student, load):
     if assistant in models.ARCHITECTURES:
         return models.build(
@@ -248,7 +242,9 @@ def train_scheme(
     parameters = _scheme_parameters(name, parameters)
     if name == "dml":
         peers = [
-            _copy_of(student, f"{student.name}_peer_{i + 1}")
+            models.copy_model(
+                student, f"{student.name}_peer_{i + 1}", same_weights=False
+            )
             for i in range(int(parameters["peers"]))
         ]
         cohort = MutualLearning([student, *peers], temperature=temperature)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 import kd_keras as kd_keras_module
-from kd_keras import cli
+from kd_keras.app import cli
 from kd_keras.saving import load_student as kd_keras_load
 
 
 def kd_keras(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "kd_keras.cli", *map(str, args)],
+        [sys.executable, "-m", "kd_keras.app.cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,

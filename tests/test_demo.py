@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import make_data, make_mlp
 
-from kd_keras import demo
+from kd_keras.app import demo
 
 
 def arrays(samples=400):

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import datasets, demo, evaluation, export
+from kd_keras import datasets, export
+from kd_keras.app import demo, evaluation
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kd_keras import report
+from kd_keras.app import report
 
 
 def fake_run():

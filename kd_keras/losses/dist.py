@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kd_keras.hyperparameters import check_non_negative
-from kd_keras.losses.logits import _PACKAGE, TemperatureLoss, _as_float32
+from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
 
 # Added to the product of the norms, as in the reference code, so a
 # constant vector has correlation 0 instead of 0 / 0.
@@ -70,7 +70,7 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     References:
         - [Huang et al., 2022](https://arxiv.org/abs/2205.10536)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     p_t = ops.softmax(t / temperature, axis=-1)
     p_s = ops.softmax(s / temperature, axis=-1)
     inter = 1.0 - _pearson(p_s, p_t, axis=-1)
@@ -85,7 +85,7 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     return temperature**2 * (beta * inter + gamma * intra)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DIST(TemperatureLoss):
     """DIST: the student matches the teacher's relations, not its values.
 

@@ -14,8 +14,8 @@ from kd_keras.hyperparameters import (
     check_non_negative,
     check_weight,
 )
-from kd_keras.losses.combined import is_one_hot
-from kd_keras.losses.logits import _PACKAGE, TemperatureLoss, _as_float32
+from kd_keras.labels import is_one_hot
+from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
 from kd_keras.losses.multilabel import bernoulli_kl
 
 
@@ -27,7 +27,7 @@ def _target_mask(labels, logits):
     or mixed labels work too).
     """
     labels = ops.convert_to_tensor(labels)
-    if is_one_hot(labels, logits):
+    if is_one_hot(labels.shape, logits.shape):
         labels = ops.argmax(labels, axis=-1)
     indices = ops.reshape(ops.cast(labels, "int32"), ops.shape(logits)[:-1])
     return ops.cast(ops.one_hot(indices, logits.shape[-1]), "bool")
@@ -53,7 +53,7 @@ def _decoupled_log_probabilities(logits, mask, temperature):
 
 def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
     """`(tckd, nckd)`, per sample, each multiplied by `T**2`."""
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     mask = _target_mask(labels, t)
     t_target, t_other, t_rest = _decoupled_log_probabilities(
         t, mask, temperature
@@ -202,7 +202,7 @@ def dkd(
     return alpha * target + beta * non_target
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DKD(TemperatureLoss):
     """Decoupled knowledge distillation (DKD).
 
@@ -224,7 +224,8 @@ class DKD(TemperatureLoss):
     `min((epoch + 1) / warmup, 1)`: `1 / warmup` in the first epoch, the
     full loss from epoch `warmup - 1` on, as in the reference code.
     `warmup=0` turns the warm-up off. Before any `on_epoch_begin`, as when
-    the loss is called by hand, `warmup_scale` is 1: the full DKD value.
+    the loss is called by hand, and after training (`on_train_end`), so
+    that `evaluate` reports it, `warmup_scale` is 1: the full DKD value.
     `warmup_scale` lives in a variable, so the compiled training step
     follows it without retracing, and is training state, not configuration:
     `get_config` leaves it out.
@@ -292,6 +293,10 @@ class DKD(TemperatureLoss):
         self.warmup_scale = (
             min((epoch + 1) / self.warmup, 1.0) if self.warmup else 1.0
         )
+
+    def on_train_end(self):
+        """Back to the full loss, which `evaluate` then reports."""
+        self.warmup_scale = 1.0
 
     def call(self, y_true, y_pred):
         teacher_logits, labels = y_true

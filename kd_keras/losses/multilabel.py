@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kd_keras.losses.logits import _PACKAGE, TemperatureLoss, _as_float32
+from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
 
 
 def bernoulli_kl(log_p, log_not_p, log_q, log_not_q):
@@ -57,7 +57,7 @@ def multilabel_kd(teacher_logits, student_logits, temperature=1.0):
     References:
         - [Yang et al., 2023](https://arxiv.org/abs/2308.06453)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     t, s = t / temperature, s / temperature
     kl = bernoulli_kl(
         ops.log_sigmoid(t),
@@ -68,7 +68,7 @@ def multilabel_kd(teacher_logits, student_logits, temperature=1.0):
     return temperature**2 * ops.mean(kl, axis=-1)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MultiLabelKD(TemperatureLoss):
     """Knowledge distillation for multi-label (sigmoid) classifiers.
 
@@ -81,7 +81,7 @@ class MultiLabelKD(TemperatureLoss):
     of labels; the sum is this value times the number of labels.
 
     The loss compares logits: a teacher ending in a sigmoid is converted
-    to its logits by the `Distiller` (`kd_keras.outputs.to_logits`).
+    to its logits by the `Distiller` (`kd_keras.views.to_logits`).
 
     Formula:
 

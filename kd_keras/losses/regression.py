@@ -3,12 +3,8 @@
 import keras
 
 from kd_keras.hyperparameters import check_positive
-from kd_keras.losses.logits import (
-    _PACKAGE,
-    DistillationLoss,
-    _as_float32,
-    logit_mse,
-)
+from kd_keras.losses.base import PACKAGE, DistillationLoss, as_float32
+from kd_keras.losses.logits import logit_mse
 
 _LOSSES = ("mse", "huber")
 
@@ -58,11 +54,11 @@ def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     """
     if _check_loss(loss) == "mse":
         return logit_mse(teacher_outputs, student_outputs)
-    t, s = _as_float32(teacher_outputs, student_outputs)
+    t, s = as_float32(teacher_outputs, student_outputs)
     return keras.losses.huber(t, s, delta=delta)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class RegressionKD(DistillationLoss):
     """Regression distillation: the student regresses the teacher's outputs.
 
