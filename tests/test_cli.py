@@ -371,7 +371,7 @@ def test_distill_with_a_method_and_its_parameters(
     assert card["method"] == method
     assert card["hyperparameters"]["parameters"] == expected
     # DKD's own alpha does not replace the hard-label weight.
-    assert card["hyperparameters"]["alpha"] == 0.5
+    assert card["hyperparameters"]["alpha"] == 0.1
 
 
 @pytest.mark.parametrize(
