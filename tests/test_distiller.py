@@ -571,8 +571,10 @@ def test_a_softmax_dense_student_is_read_through_its_logits(teacher, data):
     logits = models.copy_model(softmax, "logits")
     logits.layers[-1].activation = keras.activations.linear
     view = views.ModelView(softmax, [], "student")
+    # Eager against a compiled graph: the kernels may differ in the last
+    # bits, so the tolerance is absolute, far below any softmax's log.
     np.testing.assert_allclose(
-        view(x).logits.numpy(), logits.predict(x, verbose=0), rtol=1e-6
+        view(x).logits.numpy(), logits.predict(x, verbose=0), atol=1e-5
     )
 
 
