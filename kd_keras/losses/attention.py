@@ -149,6 +149,8 @@ class AttentionTransfer(FeatureLoss):
         - [Zagoruyko & Komodakis, 2017](https://arxiv.org/abs/1612.03928)
     """
 
+    config_names = ("p",)
+
     def __init__(
         self,
         teacher_layer,
@@ -183,6 +185,3 @@ class AttentionTransfer(FeatureLoss):
         y_true, y_pred = as_float32(y_true, y_pred)
         self._check_shapes(y_true.shape[1:], y_pred.shape[1:])
         return attention_transfer(y_true, y_pred, self.p)
-
-    def get_config(self):
-        return {**super().get_config(), "p": self.p}

@@ -137,6 +137,8 @@ class DIST(TemperatureLoss):
           (code: https://github.com/hunto/DIST_KD)
     """
 
+    config_names = ("beta", "gamma")
+
     def __init__(
         self,
         beta=1.0,
@@ -158,10 +160,3 @@ class DIST(TemperatureLoss):
             gamma=self.gamma,
             temperature=self._temperature,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta": self.beta,
-            "gamma": self.gamma,
-        }

@@ -243,6 +243,7 @@ class DKD(TemperatureLoss):
 
     requires_labels = True
     warmup_scale = Hyperparameter(check_weight)
+    config_names = ("alpha", "beta", "warmup")
 
     def __init__(
         self,
@@ -280,11 +281,3 @@ class DKD(TemperatureLoss):
             beta=self.beta,
             temperature=self._temperature,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "alpha": self.alpha,
-            "beta": self.beta,
-            "warmup": self.warmup,
-        }

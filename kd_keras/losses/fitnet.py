@@ -107,6 +107,8 @@ class FitNet(FeatureLoss):
         - [Romero et al., 2015](https://arxiv.org/abs/1412.6550)
     """
 
+    config_names = ("adapter",)
+
     def __init__(
         self,
         teacher_layer,
@@ -178,6 +180,3 @@ class FitNet(FeatureLoss):
                 "called directly, the loss needs the adapted features."
             )
         return fitnet_hint(y_true, y_pred)
-
-    def get_config(self):
-        return {**super().get_config(), "adapter": self.adapter}

@@ -268,6 +268,7 @@ class SoftenedLoss(DistillationLoss):
 
     softmax_based = True
     temperature = Hyperparameter(check_positive)
+    config_names = ("temperature",)
 
     def __init__(
         self,
@@ -303,7 +304,6 @@ class SoftenedLoss(DistillationLoss):
         return {
             **super().get_config(),
             "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
-            "temperature": self.temperature,
         }
 
     @classmethod

@@ -94,6 +94,8 @@ class RegressionKD(DistillationLoss):
         - [Saputra et al., 2019](https://arxiv.org/abs/1908.00858)
     """
 
+    config_names = ("loss", "delta")
+
     def __init__(
         self,
         loss="mse",
@@ -108,10 +110,3 @@ class RegressionKD(DistillationLoss):
 
     def call(self, y_true, y_pred):
         return regression_kd(y_true, y_pred, loss=self.loss, delta=self.delta)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "loss": self.loss,
-            "delta": self.delta,
-        }

@@ -224,6 +224,7 @@ class RKD(FeatureLoss):
 
     distance_weight = Hyperparameter(check_non_negative)
     angle_weight = Hyperparameter(check_non_negative)
+    config_names = ("distance_weight", "angle_weight")
 
     def __init__(
         self,
@@ -246,10 +247,3 @@ class RKD(FeatureLoss):
             distance_weight=self._distance_weight,
             angle_weight=self._angle_weight,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "distance_weight": self.distance_weight,
-            "angle_weight": self.angle_weight,
-        }
