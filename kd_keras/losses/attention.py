@@ -17,22 +17,17 @@ from kd_keras.losses.base import (
 def attention_map(features, p=2.0):
     """Spatial attention map of image features, L2-normalised per sample.
 
+    The map `AttentionTransfer` compares; see `AttentionTransfer` for the
+    formula and references.
+
     Args:
         features: Features of shape `(batch, height, width, channels)`.
         p: Exponent applied to the absolute activations, `>= 1`. Defaults
             to `2.0`.
 
     Returns:
-        `mean(|features|**p, axis=-1)` flattened to
-        `(batch, height * width)` and divided by its L2 norm (by `1e-12`
-        where the map is all zeros, leaving it zero).
-
-    Formula:
-
-    ```python
-    a = flatten(mean(abs(features)**p, axis=-1))   # (batch, h * w)
-    map = a / max(norm(a, axis=-1), 1e-12)
-    ```
+        The maps, shape `(batch, height * width)`; an all-zero map stays
+        zero.
 
     Example:
 
@@ -40,9 +35,6 @@ def attention_map(features, p=2.0):
     >>> a = kd_keras.losses.attention_map(features, p=1.0)
     >>> [round(float(v), 4) for v in a[0]]  # (3, 4) / 5
     [0.6, 0.8]
-
-    References:
-        - [Zagoruyko & Komodakis, 2017](https://arxiv.org/abs/1612.03928)
     """
     features = ops.cast(features, "float32")
     if len(features.shape) != 4:
@@ -64,6 +56,9 @@ def _check_p(p):
 def attention_transfer(teacher_features, student_features, p=2.0):
     """Attention transfer loss, per sample, as in the authors' code.
 
+    The functional form of `AttentionTransfer`; see `AttentionTransfer` for
+    the formula and references.
+
     Args:
         teacher_features: Teacher features `(batch, height, width, c_t)`.
         student_features: Student features `(batch, height, width, c_s)`:
@@ -71,16 +66,7 @@ def attention_transfer(teacher_features, student_features, p=2.0):
         p: Exponent of the attention maps, `>= 1`. Defaults to `2.0`.
 
     Returns:
-        The squared difference of the normalised attention maps, averaged
-        over the `height * width` positions, one value per sample.
-
-    Formula:
-
-    ```python
-    diff = attention_map(student_features, p) - attention_map(
-        teacher_features, p)
-    loss = mean(square(diff), axis=-1)
-    ```
+        One value per sample.
 
     Example:
 
@@ -90,9 +76,6 @@ def attention_transfer(teacher_features, student_features, p=2.0):
     >>> loss = kd_keras.losses.attention_transfer(teacher, student, p=1.0)
     >>> round(float(loss[0]), 4)
     0.04
-
-    References:
-        - [Zagoruyko & Komodakis, 2017](https://arxiv.org/abs/1612.03928)
     """
     p = _check_p(p)
     teacher, student = as_float32(teacher_features, student_features)
@@ -166,6 +149,8 @@ class AttentionTransfer(FeatureLoss):
         - [Zagoruyko & Komodakis, 2017](https://arxiv.org/abs/1612.03928)
     """
 
+    config_names = ("p",)
+
     def __init__(
         self,
         teacher_layer,
@@ -200,6 +185,3 @@ class AttentionTransfer(FeatureLoss):
         y_true, y_pred = as_float32(y_true, y_pred)
         self._check_shapes(y_true.shape[1:], y_pred.shape[1:])
         return attention_transfer(y_true, y_pred, self.p)
-
-    def get_config(self):
-        return {**super().get_config(), "p": self.p}

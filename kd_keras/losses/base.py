@@ -36,6 +36,9 @@ class DistillationLoss(keras.losses.Loss):
       as `loss(teacher, student, labels=y)`; the `Distiller` passes them.
     - `teacher_layer` / `student_layer`: names of the layers whose outputs
       the loss compares; `None` means the models' outputs (logits).
+    - `config_names`: the constructor arguments `get_config` records, each
+      read back from the attribute of the same name. A class lists its
+      own; `get_config` adds those its base classes list.
 
     `make_adapter(teacher_shape, student_shape)` may return a layer mapping
     the student's features to the teacher's shape; the `Distiller` trains it
@@ -67,6 +70,7 @@ class DistillationLoss(keras.losses.Loss):
     requires_labels = False
     teacher_layer = None
     student_layer = None
+    config_names = ()
 
     def __call__(self, y_true, y_pred, sample_weight=None, labels=None):
         if self.requires_labels:
@@ -88,6 +92,18 @@ class DistillationLoss(keras.losses.Loss):
 
     def on_train_end(self):
         """Called by `Distiller.fit` when training ends."""
+
+    def get_config(self):
+        """Keras' config plus the `config_names` of the class and its bases."""
+        names = [
+            name
+            for cls in reversed(type(self).__mro__)
+            for name in vars(cls).get("config_names", ())
+        ]
+        return {
+            **super().get_config(),
+            **{name: getattr(self, name) for name in names},
+        }
 
 
 class TemperatureLoss(DistillationLoss):
@@ -114,6 +130,7 @@ class TemperatureLoss(DistillationLoss):
 
     softmax_based = True
     temperature = Hyperparameter(check_positive)
+    config_names = ("temperature",)
 
     def __init__(self, fn, temperature, reduction, name, dtype):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -122,9 +139,6 @@ class TemperatureLoss(DistillationLoss):
 
     def call(self, y_true, y_pred):
         return self.fn(y_true, y_pred, temperature=self._temperature)
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
 
 
 # --- What the feature losses share --------------------------------------
@@ -209,6 +223,8 @@ def _check_layer(name, value):
 class FeatureLoss(DistillationLoss):
     """A `DistillationLoss` reading the outputs of two named layers."""
 
+    config_names = ("teacher_layer", "student_layer")
+
     def __init__(self, teacher_layer, student_layer, reduction, name, dtype):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.teacher_layer = _check_layer("teacher_layer", teacher_layer)
@@ -227,10 +243,3 @@ class FeatureLoss(DistillationLoss):
         check_spatial(
             type(self).__name__, teacher_shape, student_shape, *self._describe()
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "teacher_layer": self.teacher_layer,
-            "student_layer": self.student_layer,
-        }

@@ -26,8 +26,7 @@ def distillation_loss(
 ):
     """The classic combined objective `L = λ·L_soft + (1 − λ)·L_hard`.
 
-    `L_soft` is Hinton KD (`T**2 * KL(softmax(teacher/T) ||
-    softmax(student/T))`, see `kd_keras.losses.kd`), `L_hard` the
+    `L_soft` is Hinton KD (`kd_keras.losses.KD`), `L_hard` the
     cross-entropy of the student's logits against the labels.
 
     Mind the two weights: `lambda_param` weighs the *soft* term, while

@@ -36,10 +36,8 @@ def _pearson(a, b, axis):
 def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     """DIST per sample: inter-class plus the batch's intra-class relation.
 
-    The intra-class term is one value for the whole batch (every position
-    of `(batch, ..., classes)` outputs counts as a sample, as in the
-    reference code for segmentation); it is added to every sample, so the
-    mean over the samples is the DIST loss of the batch.
+    The functional form of `DIST`; see `DIST` for the formula and
+    references.
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -50,15 +48,9 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
             Defaults to `1.0`.
 
     Returns:
-        One value per sample.
-
-    Formula:
-
-    ```python
-    inter_i = 1 - pearson(p_s[i, :], p_t[i, :])   # p = softmax(logits / T)
-    intra = 1 - mean_c(pearson(p_s[:, c], p_t[:, c]))
-    loss_i = T**2 * (beta * inter_i + gamma * intra)
-    ```
+        One value per sample: its inter-class term plus the intra-class
+        term of the whole batch (every position of `(batch, ..., classes)`
+        outputs counts as a sample).
 
     Example:
 
@@ -66,9 +58,6 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     >>> loss = kd_keras.losses.dist(teacher, teacher)  # perfect correlation
     >>> [round(float(v), 4) for v in loss]
     [0.0, 0.0]
-
-    References:
-        - [Huang et al., 2022](https://arxiv.org/abs/2205.10536)
     """
     t, s = as_float32(teacher_logits, student_logits)
     p_t = ops.softmax(t / temperature, axis=-1)
@@ -148,6 +137,8 @@ class DIST(TemperatureLoss):
           (code: https://github.com/hunto/DIST_KD)
     """
 
+    config_names = ("beta", "gamma")
+
     def __init__(
         self,
         beta=1.0,
@@ -169,10 +160,3 @@ class DIST(TemperatureLoss):
             gamma=self.gamma,
             temperature=self._temperature,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta": self.beta,
-            "gamma": self.gamma,
-        }

@@ -16,31 +16,23 @@ from kd_keras.validation import compatible_shapes
 def fitnet_hint(teacher_features, student_features):
     """FitNets hint loss: mean squared error between features, per sample.
 
-    `student_features` are the student's features already mapped to the
-    teacher's shape (by the regressor of the paper, `FitNet`'s adapter).
+    The functional form of `FitNet`, without its adapter; see `FitNet` for
+    the formula and references.
 
     Args:
         teacher_features: Teacher features, shape `(batch, ...)`.
-        student_features: Adapted student features, the same shape.
+        student_features: Student features already mapped to the
+            teacher's shape (by `FitNet`'s adapter), the same shape.
 
     Returns:
         The squared error averaged over all feature axes, one value per
         sample.
-
-    Formula:
-
-    ```python
-    loss = mean(square(student_features - teacher_features))  # per sample
-    ```
 
     Example:
 
     >>> loss = kd_keras.losses.fitnet_hint([[1.0, 2.0]], [[0.0, 0.0]])
     >>> float(loss[0])
     2.5
-
-    References:
-        - [Romero et al., 2015](https://arxiv.org/abs/1412.6550)
     """
     t, s = as_float32(teacher_features, student_features)
     if not compatible_shapes(t.shape[1:], s.shape[1:]):
@@ -115,6 +107,8 @@ class FitNet(FeatureLoss):
         - [Romero et al., 2015](https://arxiv.org/abs/1412.6550)
     """
 
+    config_names = ("adapter",)
+
     def __init__(
         self,
         teacher_layer,
@@ -186,6 +180,3 @@ class FitNet(FeatureLoss):
                 "called directly, the loss needs the adapted features."
             )
         return fitnet_hint(y_true, y_pred)
-
-    def get_config(self):
-        return {**super().get_config(), "adapter": self.adapter}

@@ -1,10 +1,7 @@
 """Logit distillation losses: Hinton KD, soft-target cross-entropy, logit MSE.
 
-Every loss here is called as `loss(teacher_outputs, student_outputs)`: the
-teacher's logits take the place of Keras' `y_true`, the student's logits the
-place of `y_pred`. Values are per sample, so `sample_weight` and `reduction`
-work as for any `keras.losses.Loss`. They are computed in float32 whatever
-the dtype of the inputs, so a mixed-precision student is distilled exactly.
+Called as `loss(teacher_logits, student_logits)`, computed in float32; see
+`kd_keras.losses.base`.
 """
 
 import keras
@@ -22,15 +19,7 @@ from kd_keras.losses.base import (
 def kd(teacher_logits, student_logits, temperature=4.0):
     """Hinton KD: `T**2 * KL(softmax(t / T) || softmax(s / T))` per sample.
 
-    The functional form of `KD`.
-
-    Formula:
-
-    ```python
-    p_t = softmax(teacher_logits / T)
-    p_s = softmax(student_logits / T)
-    loss = T**2 * sum(p_t * (log(p_t) - log(p_s)), axis=-1)
-    ```
+    The functional form of `KD`; see `KD` for the formula and references.
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -49,9 +38,6 @@ def kd(teacher_logits, student_logits, temperature=4.0):
     ... )
     >>> round(float(loss[0]), 4)
     0.5232
-
-    References:
-        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
     t, s = as_float32(teacher_logits, student_logits)
     log_p_teacher = ops.log_softmax(t / temperature, axis=-1)
@@ -65,15 +51,8 @@ def kd(teacher_logits, student_logits, temperature=4.0):
 def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
     """`T**2 * CE(softmax(t / T), softmax(s / T))` per sample.
 
-    Differs from `kd` by the teacher's entropy, a constant for the student,
-    so the gradients are the same; the value is bounded below by that
-    entropy instead of by 0. The functional form of `SoftTargetCrossEntropy`.
-
-    Formula:
-
-    ```python
-    loss = -T**2 * sum(softmax(t / T) * log_softmax(s / T), axis=-1)
-    ```
+    The functional form of `SoftTargetCrossEntropy`; see
+    `SoftTargetCrossEntropy` for the formula and references.
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -91,9 +70,6 @@ def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
     ... )
     >>> round(float(loss[0]), 4)
     0.6931
-
-    References:
-        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
     t, s = as_float32(teacher_logits, student_logits)
     p_teacher = ops.softmax(t / temperature, axis=-1)
@@ -104,14 +80,8 @@ def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
 def logit_mse(teacher_logits, student_logits):
     """Mean squared error between logits, averaged over the last axis.
 
-    Ba & Caruana's logit matching; with real-valued outputs it is regression
-    distillation. The functional form of `LogitMSE`.
-
-    Formula:
-
-    ```python
-    loss = mean(square(student_logits - teacher_logits), axis=-1)
-    ```
+    The functional form of `LogitMSE`; see `LogitMSE` for the formula and
+    references.
 
     Args:
         teacher_logits: Teacher outputs, shape `(batch, ..., units)`.
@@ -125,9 +95,6 @@ def logit_mse(teacher_logits, student_logits):
     >>> loss = kd_keras.losses.logit_mse([[1.0, 2.0]], [[0.0, 0.0]])
     >>> float(loss[0])  # (1 + 4) / 2
     2.5
-
-    References:
-        - [Ba & Caruana, 2014](https://arxiv.org/abs/1312.6184)
     """
     t, s = as_float32(teacher_logits, student_logits)
     return ops.mean(ops.square(s - t), axis=-1)
@@ -183,7 +150,9 @@ class KD(TemperatureLoss):
 class SoftTargetCrossEntropy(TemperatureLoss):
     """Cross-entropy of the student against the teacher's soft targets.
 
-    Same gradient as `KD`; the value includes the teacher's entropy.
+    It differs from `KD` by the teacher's entropy, a constant for the
+    student, so the gradients are the same; the value is bounded below by
+    that entropy instead of by 0.
 
     Formula:
 
@@ -225,8 +194,8 @@ class SoftTargetCrossEntropy(TemperatureLoss):
 class LogitMSE(DistillationLoss):
     """Mean squared error between teacher and student outputs.
 
-    Logit matching for classifiers; for regression teachers, the
-    distillation loss of choice.
+    Ba & Caruana's logit matching for classifiers; with real-valued
+    outputs it is regression distillation (see `RegressionKD`).
 
     Formula:
 
@@ -299,6 +268,7 @@ class SoftenedLoss(DistillationLoss):
 
     softmax_based = True
     temperature = Hyperparameter(check_positive)
+    config_names = ("temperature",)
 
     def __init__(
         self,
@@ -334,7 +304,6 @@ class SoftenedLoss(DistillationLoss):
         return {
             **super().get_config(),
             "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
-            "temperature": self.temperature,
         }
 
     @classmethod

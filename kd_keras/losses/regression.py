@@ -21,6 +21,9 @@ def _check_loss(loss):
 def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     """Error of the student's outputs against the teacher's, per sample.
 
+    The functional form of `RegressionKD`; see `RegressionKD` for the
+    formula and references.
+
     Args:
         teacher_outputs: Teacher outputs, shape `(batch, ..., units)`.
         student_outputs: Student outputs, same shape.
@@ -31,15 +34,6 @@ def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     Returns:
         The error averaged over the last axis, one value per sample.
 
-    Formula:
-
-    ```python
-    e = student_outputs - teacher_outputs
-    mse = mean(e**2, axis=-1)
-    huber = mean(where(|e| <= delta, e**2 / 2,
-                       delta * (|e| - delta / 2)), axis=-1)
-    ```
-
     Example:
 
     >>> teacher, student = [[1.0, 2.0]], [[0.0, 0.0]]
@@ -48,9 +42,6 @@ def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     >>> huber = kd_keras.losses.regression_kd(teacher, student, "huber")
     >>> float(huber[0])  # (0.5 + 1.5) / 2
     1.0
-
-    References:
-        - [Saputra et al., 2019](https://arxiv.org/abs/1908.00858)
     """
     if _check_loss(loss) == "mse":
         return logit_mse(teacher_outputs, student_outputs)
@@ -103,6 +94,8 @@ class RegressionKD(DistillationLoss):
         - [Saputra et al., 2019](https://arxiv.org/abs/1908.00858)
     """
 
+    config_names = ("loss", "delta")
+
     def __init__(
         self,
         loss="mse",
@@ -117,10 +110,3 @@ class RegressionKD(DistillationLoss):
 
     def call(self, y_true, y_pred):
         return regression_kd(y_true, y_pred, loss=self.loss, delta=self.delta)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "loss": self.loss,
-            "delta": self.delta,
-        }

@@ -55,34 +55,24 @@ def _angles(embeddings):
 def rkd_distance(teacher_features, student_features):
     """RKD distance term, spread over the samples of the batch.
 
+    The distance term of `RKD`; see `RKD` for the formula and references.
+
     Args:
         teacher_features: Teacher features `(batch, ...)`, flattened to
             embeddings.
         student_features: Student features `(batch, ...)`, any size.
 
     Returns:
-        Per sample `i`, `mean_j smooth_l1(d_s[i, j] - d_t[i, j])`, with `d`
-        the pairwise distances divided by their mean off the diagonal; the
-        mean over the batch is the reference's value.
-
-    Formula:
-
-    ```python
-    d[i, j] = norm(e[i] - e[j]) / mean_{k != l}(norm(e[k] - e[l]))
-    loss_i = mean_j(smooth_l1(d_s[i, j] - d_t[i, j]))
-    ```
+        One value per sample `i`, over the pairs `(i, j)`; the mean over the
+        batch is the reference's value.
 
     Example:
 
-    >>> # Relations ignore scale and position: a scaled, shifted copy of
-    >>> # the teacher's embeddings costs nothing.
+    >>> # Relations ignore scale and position.
     >>> teacher = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
     >>> loss = kd_keras.losses.rkd_distance(teacher, 3.0 * teacher + 1.0)
     >>> [round(float(v), 4) for v in loss]
     [0.0, 0.0, 0.0]
-
-    References:
-        - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
     t, s = as_float32(teacher_features, student_features)
     return ops.mean(
@@ -97,36 +87,24 @@ def rkd_distance(teacher_features, student_features):
 def rkd_angle(teacher_features, student_features):
     """RKD angle term, spread over the samples of the batch.
 
+    The angle term of `RKD`; see `RKD` for the formula and references.
+
     Args:
         teacher_features: Teacher features `(batch, ...)`, flattened to
             embeddings.
         student_features: Student features `(batch, ...)`, any size.
 
     Returns:
-        Per sample `a`, `mean_{b, c} smooth_l1(cos_s[a, b, c] -
-        cos_t[a, b, c])`, over the angles with their vertex at sample `a`;
+        One value per sample `a`, over the angles with their vertex at `a`;
         the mean over the batch is the reference's value.
-
-    Formula:
-
-    ```python
-    u = (e[b] - e[a]) / norm(e[b] - e[a])
-    v = (e[c] - e[a]) / norm(e[c] - e[a])
-    cos[a, b, c] = dot(u, v)
-    loss_a = mean_{b, c}(smooth_l1(cos_s[a, b, c] - cos_t[a, b, c]))
-    ```
 
     Example:
 
-    >>> # Relations ignore scale and position: a scaled, shifted copy of
-    >>> # the teacher's embeddings costs nothing.
+    >>> # Relations ignore scale and position.
     >>> teacher = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
     >>> loss = kd_keras.losses.rkd_angle(teacher, 3.0 * teacher + 1.0)
     >>> [round(float(v), 4) for v in loss]
     [0.0, 0.0, 0.0]
-
-    References:
-        - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
     t, s = as_float32(teacher_features, student_features)
     return ops.mean(
@@ -142,6 +120,8 @@ def rkd(
 ):
     """Relational knowledge distillation loss, spread over the samples.
 
+    The functional form of `RKD`; see `RKD` for the formula and references.
+
     Args:
         teacher_features: Teacher features `(batch, ...)`, flattened to
             embeddings.
@@ -150,27 +130,16 @@ def rkd(
         angle_weight: Weight of `rkd_angle`. Defaults to `50.0`.
 
     Returns:
-        `distance_weight * rkd_distance + angle_weight * rkd_angle`, one
-        value per sample whose mean over the batch is the reference's value.
-
-    Formula:
-
-    ```python
-    loss = (distance_weight * rkd_distance(t, s)
-            + angle_weight * rkd_angle(t, s))
-    ```
+        One value per sample; the mean over the batch is the reference's
+        value.
 
     Example:
 
-    >>> # Relations ignore scale and position: a scaled, shifted copy of
-    >>> # the teacher's embeddings costs nothing.
+    >>> # Relations ignore scale and position.
     >>> teacher = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
     >>> loss = kd_keras.losses.rkd(teacher, 3.0 * teacher + 1.0)
     >>> [round(float(v), 4) for v in loss]
     [0.0, 0.0, 0.0]
-
-    References:
-        - [Park et al., 2019](https://arxiv.org/abs/1904.05068)
     """
     return distance_weight * rkd_distance(
         teacher_features, student_features
@@ -230,11 +199,12 @@ class RKD(FeatureLoss):
             teacher's output. Defaults to `None`.
         student_layer: Name of the student layer, or `None` for the
             student's output. Defaults to `None`.
-        distance_weight: Weight `>= 0` of the distance term. Defaults to
-            `25.0`, as RepDistiller's `RKDLoss` and the authors' CIFAR
-            classification script (their metric-learning runs use `1.0`).
-        angle_weight: Weight `>= 0` of the angle term. Defaults to `50.0`
-            (`2.0` in the authors' metric-learning runs).
+        distance_weight: Weight `>= 0` of the distance term, as in
+            RepDistiller's `RKDLoss` and the authors' CIFAR classification
+            script (their metric-learning runs use `1.0`). Defaults to
+            `25.0`.
+        angle_weight: Weight `>= 0` of the angle term (`2.0` in the
+            authors' metric-learning runs). Defaults to `50.0`.
         reduction: Keras loss reduction. Defaults to
             `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"rkd"`.
@@ -254,6 +224,7 @@ class RKD(FeatureLoss):
 
     distance_weight = Hyperparameter(check_non_negative)
     angle_weight = Hyperparameter(check_non_negative)
+    config_names = ("distance_weight", "angle_weight")
 
     def __init__(
         self,
@@ -276,10 +247,3 @@ class RKD(FeatureLoss):
             distance_weight=self._distance_weight,
             angle_weight=self._angle_weight,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "distance_weight": self.distance_weight,
-            "angle_weight": self.angle_weight,
-        }
