@@ -278,12 +278,21 @@ def _pm(values, scale=100.0, digits=2):
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def figure(*grid, size):
+    """A matplotlib figure and its axes, without pyplot's global state."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    return fig, fig.subplots(*grid)
+
+
+def save(fig, name):
+    """Writes `docs/images/<name>.png`."""
+    fig.tight_layout()
+    fig.savefig(IMAGES / f"{name}.png", dpi=100)
+
+
 def report(results):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     IMAGES.mkdir(parents=True, exist_ok=True)
     teacher_test = {
         name: results[f"teacher|{name}"]["test"] for name in ("cnn", "mlp")
@@ -327,7 +336,7 @@ def report(results):
             f"| {fraction:.0%} | {_pm(scratch)} | {pseudo} "
             f"| {_pm(distilled)} | {_pm(gain)} | {_pm(closed, digits=0)}% |"
         )
-    fig, axis = plt.subplots(figsize=(5, 3.5))
+    fig, axis = figure(size=(5, 3.5))
     means = [100 * statistics.mean(gains[f]) for f in FRACTIONS]
     stds = [100 * statistics.stdev(gains[f]) for f in FRACTIONS]
     axis.errorbar(
@@ -341,16 +350,14 @@ def report(results):
         title="Gain against the share of labels",
     )
     axis.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(IMAGES / "when_labels.png", dpi=100)
-    plt.close(fig)
+    save(fig, "when_labels")
 
     lines += [
         "",
         "## T and alpha (validation accuracy, seed 0)",
         "",
     ]
-    fig, axis = plt.subplots(figsize=(5, 3.5))
+    fig, axis = figure(size=(5, 3.5))
     for fraction in (0.01,):
         scratch = _get(results, "student_scratch", fraction, seeds=(0,))[0]
         grid = np.array(
@@ -398,9 +405,7 @@ def report(results):
             title=f"{fraction:.0%} of the labels",
         )
     fig.colorbar(image, ax=axis, label="distilled − scratch (validation)")
-    fig.tight_layout()
-    fig.savefig(IMAGES / "when_t_alpha.png", dpi=100)
-    plt.close(fig)
+    save(fig, "when_t_alpha")
 
     lines += [
         "## Teacher-student gap (all labels, seed 0)",
@@ -409,7 +414,7 @@ def report(results):
         "| teacher − scratch |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    fig, axis = plt.subplots(figsize=(5, 3.5))
+    fig, axis = figure(size=(5, 3.5))
     for teacher, marker in (("mlp", "s"), ("cnn", "o")):
         for width in STUDENT_WIDTHS:
             (scratch,) = _get(
@@ -453,11 +458,9 @@ def report(results):
     )
     axis.legend()
     axis.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(IMAGES / "when_gap.png", dpi=100)
-    plt.close(fig)
+    save(fig, "when_gap")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = figure(1, 2, size=(9, 3.5))
     for axis, fraction in zip(axes, (0.01, 1.0), strict=True):
         for role, color, style in (
             ("student_scratch", "tab:gray", "--"),
@@ -481,9 +484,7 @@ def report(results):
         )
         axis.grid(alpha=0.3)
         axis.legend()
-    fig.tight_layout()
-    fig.savefig(IMAGES / "when_epochs.png", dpi=100)
-    plt.close(fig)
+    save(fig, "when_epochs")
 
     scratch = results["student_scratch|labels=1.0|teacher=cnn|width=128|seed=0"]
     distilled = results[

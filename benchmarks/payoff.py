@@ -212,7 +212,7 @@ def markdown(run_result, seconds, command):
             "",
         ]
     lines += [
-        "| model | validation accuracy | test accuracy | epochs kept |",
+        "| model | validation accuracy | test accuracy | epochs trained |",
         "|---|---:|---:|---:|",
     ]
     for role, name in names.items():

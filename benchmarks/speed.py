@@ -397,7 +397,7 @@ HEADER = [
     "`options.autotune.enabled = False`, none of 38 did. Numpy inputs go "
     "through Keras' own pipeline, so users cannot turn this off for them.",
     "- **XLA** (`jit_compile=True`, modes `*_xla`) on this CPU speeds the "
-    "MLP up and slows the CNNs down. Keras' default, `jit_compile=\"auto\"`, "
+    'MLP up and slows the CNNs down. Keras\' default, `jit_compile="auto"`, '
     "leaves it off on CPU and turns it on for GPUs and TPUs; the step "
     "compiles either way (tested).",
     "",
