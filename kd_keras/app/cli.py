@@ -1,10 +1,15 @@
 """The `kd-keras` command line."""
 
 import argparse
+import json
 import math
 import os
 import sys
+import textwrap
 from pathlib import Path
+
+# The method registry imports neither TensorFlow nor Keras.
+import kd_keras.methods as methods
 
 EXAMPLES = {
     "demo": """examples:
@@ -35,16 +40,7 @@ EXAMPLES = {
       --student cnn --dataset fashion_mnist --output fm_two_teachers.h5
   kd-keras distill --teacher fm_teacher.h5 --student cnn \\
       --dataset fashion_mnist --method takd --param assistant=cnn \\
-      --output fm_takd.h5
-
-methods (kd_keras.methods; --param sets the loss's own arguments and the
-weight of its term, e.g. --param weight=50, or a scheme's parameters):
-  kd, soft_ce, logit_mse, dkd, dist, multilabel, regression (logits);
-  fitnet, at, rkd (features: --param teacher_layer=NAME
-  --param student_layer=NAME);
-  born_again (generations=2), takd (assistant=mlp|cnn|FILE),
-  dml (peers=1, no --teacher), function_matching (mixup_alpha=1.0,
-  shift=0.1): schemes, with Hinton KD at --temperature.""",
+      --output fm_takd.h5""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
   kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5""",
@@ -55,24 +51,46 @@ weight of its term, e.g. --param weight=50, or a scheme's parameters):
   kd-keras export student.h5 --dataset digits --quantize int8 \\
       --output student_int8.tflite""",
 }
-# kd_keras.methods' METHODS and SCHEMES, named here so that --help does not
-# load Keras.
-METHODS = (
-    "kd",
-    "soft_ce",
-    "logit_mse",
-    "dkd",
-    "dist",
-    "multilabel",
-    "regression",
-    "fitnet",
-    "at",
-    "rkd",
-    "born_again",
-    "takd",
-    "dml",
-    "function_matching",
-)
+
+
+def _value(value):
+    """A default as `--param` takes it: JSON, strings unquoted."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def methods_help(width=80):
+    """The methods paragraph of `kd-keras distill --help`, from the
+    registry: each method's name, summary and parameters with defaults."""
+    column = 2 + max(map(len, methods.REGISTRY)) + 2
+    lines = ["methods (--method NAME; in brackets, parameters and defaults):"]
+    groups = {
+        " losses (--param KEY=VALUE sets the loss's own arguments and "
+        "the weight of its term):": methods.METHODS,
+        " schemes (--param KEY=VALUE sets their parameters; they distil "
+        "with Hinton KD at --temperature):": methods.SCHEMES,
+    }
+    for heading, group in groups.items():
+        lines += textwrap.wrap(heading, width, subsequent_indent="   ")
+        for name, method in group.items():
+            settings = [
+                f"{key}={what}" for key, what in method.required.items()
+            ]
+            settings += [f"{k}={_value(v)}" for k, v in method.defaults.items()]
+            if not method.is_scheme and method.weight != 1.0:
+                settings.append(f"weight={_value(method.weight)}")
+            text = method.summary
+            if not method.teacher:
+                text += ", no --teacher"
+            if settings:
+                text += f" [{', '.join(settings)}]"
+            lines += textwrap.wrap(
+                text,
+                width,
+                initial_indent=f"  {name}".ljust(column),
+                subsequent_indent=" " * column,
+                break_on_hyphens=False,
+            )
+    return "\n".join(lines)
 
 
 def _positive_int(text):
@@ -107,7 +125,8 @@ def _command(commands, name, help_text, description):
         name,
         help=help_text,
         description=description,
-        epilog=EXAMPLES[name],
+        epilog=EXAMPLES[name]
+        + ("\n\n" + methods_help() if name == "distill" else ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
@@ -273,7 +292,7 @@ def _parser():
     _add_patience(distill)
     distill.add_argument(
         "--method",
-        choices=METHODS,
+        choices=list(methods.REGISTRY),
         default="kd",
         help="distillation method (default: kd)",
     )
@@ -449,8 +468,6 @@ def _train_teacher(args):
 
 
 def _method_parameters(params):
-    from kd_keras.methods import parse_value
-
     parsed = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -461,21 +478,21 @@ def _method_parameters(params):
                 "Set the temperature with --temperature, not --param: it "
                 "applies to every method that has one."
             )
-        parsed[key] = parse_value(value)
+        parsed[key] = methods.parse_value(value)
     return parsed
 
 
 def _check_method(args, parameters):
     """Bad --method/--param/--teacher values fail before data is loaded."""
-    from kd_keras import methods
-
-    if args.method in methods.SCHEMES:
+    method = methods.REGISTRY[args.method]
+    if method.is_scheme:
         methods.check_scheme(args.method, parameters)
     else:
         methods.distillation_losses(args.method, **parameters)
-    if (args.method == "dml") != (not args.teacher):
+    if method.teacher != bool(args.teacher):
         raise ValueError(
-            "dml trains students together without a teacher: drop --teacher."
+            f"{args.method} trains students together without a teacher: "
+            "drop --teacher."
             if args.teacher
             else f"--method {args.method} needs --teacher."
         )
@@ -499,7 +516,7 @@ def _teacher(args, x_train, y_train):
 
 
 def _distill(args):
-    from kd_keras import datasets, methods
+    from kd_keras import datasets
     from kd_keras.app import demo
 
     _check_outputs_free(args)
@@ -532,7 +549,7 @@ def _distill(args):
         "teacher": [str(path) for path in args.teacher],
     }
     train, validation, _ = demo.split(data, None, args.seed)
-    if args.method in methods.SCHEMES:
+    if methods.REGISTRY[args.method].is_scheme:
         import keras
 
         keras.utils.set_random_seed(args.seed)
