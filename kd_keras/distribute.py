@@ -134,19 +134,24 @@ class MultiWorkerSteps(compat.BuildFromBatch):
     batch; under any other strategy Keras' own functions run.
     """
 
-    def make_train_function(self, force=False):
+    def _multi_worker_function(self, kind, step, force):
+        """`self.<kind>_function` for several workers; `None` otherwise."""
         if not is_multi_worker(self.distribute_strategy):
-            return super().make_train_function(force)
-        if self.train_function is None or force:
-            self.train_function = make_step_function(self, self.train_step)
-        return self.train_function
+            return None
+        attribute = f"{kind}_function"
+        if getattr(self, attribute) is None or force:
+            setattr(self, attribute, make_step_function(self, step))
+        return getattr(self, attribute)
+
+    def make_train_function(self, force=False):
+        return self._multi_worker_function(
+            "train", self.train_step, force
+        ) or super().make_train_function(force)
 
     def make_test_function(self, force=False):
-        if not is_multi_worker(self.distribute_strategy):
-            return super().make_test_function(force)
-        if self.test_function is None or force:
-            self.test_function = make_step_function(self, self.test_step)
-        return self.test_function
+        return self._multi_worker_function(
+            "test", self.test_step, force
+        ) or super().make_test_function(force)
 
     def build_batch(self, iterator):
         """A local batch to build from, on several workers."""
