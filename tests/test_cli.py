@@ -262,6 +262,39 @@ def test_verbose_shows_the_traceback(workdir, monkeypatch):
         cli.main(["evaluate", "absent.h5", "--verbose"])
 
 
+def test_help_is_instant_and_quiet(tmp_path):
+    """`--help` loads neither TensorFlow nor Keras and writes no stderr."""
+    code = """
+import sys
+from kd_keras.app import cli
+for argv in (["--help"], ["distill", "--help"]):
+    try:
+        cli.main(argv)
+    except SystemExit:
+        pass
+print(sorted({"tensorflow", "keras"} & set(sys.modules)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert "function_matching" in result.stdout
+    assert result.stderr == ""
+
+
+def test_a_command_prints_only_its_own_error(tmp_path):
+    """TensorFlow's start-up lines (no CUDA drivers, cuInit) are silenced."""
+    result = kd_keras("evaluate", "absent.h5", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "kd-keras evaluate: error: No model file at 'absent.h5'.\n"
+    )
+
+
 @pytest.mark.parametrize("epochs", ["0", "-3"])
 def test_non_positive_epochs(epochs, capsys):
     with pytest.raises(SystemExit) as exit_info:

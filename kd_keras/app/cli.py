@@ -132,7 +132,8 @@ def _command(commands, name, help_text, description):
     command.add_argument(
         "--verbose",
         action="store_true",
-        help="show Python tracebacks of errors",
+        help="show Python tracebacks of errors, and what TensorFlow "
+        "prints while loading",
     )
     command.add_argument(
         "--unsafe",
@@ -643,10 +644,40 @@ COMMANDS = {
 }
 
 
+def _import_tensorflow(quiet):
+    """Imports TensorFlow with its info and warning logs off, and, if
+    `quiet`, without the lines it writes to stderr while it starts.
+
+    TF_CPP_MIN_LOG_LEVEL must be set before TensorFlow loads, and does not
+    silence the "Could not find cuda drivers" lines of its CUDA stub
+    (tensorflow/tensorflow#100442) nor, at level 2, the "failed call to
+    cuInit" error of its first look for devices: both go to file
+    descriptor 2, which points to /dev/null while TensorFlow loads and
+    lists its devices.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
+
+
 def main(argv=None):
     """Entry point of `kd-keras`; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # --help and usage errors exit here, before TensorFlow is loaded.
     args = _parser().parse_args(argv)
+    _import_tensorflow(quiet=not args.verbose)
     try:
         COMMANDS[args.command](args)
     except (OSError, ValueError, TypeError) as error:
