@@ -143,6 +143,66 @@ def test_export_int8(workdir, student):
     assert "test accuracy TFLite" in result.stdout
 
 
+def test_evaluate_reads_what_export_writes(workdir, tmp_path, capsys):
+    """`evaluate` runs a `.tflite` file with the TFLite interpreter."""
+    from kd_keras import datasets, export
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8), keras.layers.Dense(3)]
+    )
+    keras_file, tflite_file = tmp_path / "s.h5", tmp_path / "s.tflite"
+    model.save(keras_file)
+    dataset = workdir / "tiny.npz"
+    status, err = run_main(
+        capsys,
+        *("export", keras_file, "--dataset", dataset, "--quantize", "int8"),
+        *("--output", tflite_file),
+    )
+    assert status == 0, err
+    status = cli.main(
+        [
+            str(arg)
+            for arg in ("evaluate", tflite_file, "--dataset", dataset)
+            + ("--teacher", keras_file)
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    (_, _), (x_test, y_test) = datasets.load(str(dataset))
+    accuracy = export.tflite_accuracy(tflite_file.read_bytes(), x_test, y_test)
+    assert f"s.tflite: test accuracy {accuracy:.4f}, " in out
+    assert "ms/sample (TFLite, one thread)" in out
+    agreement = float(re.search(r"agreement with .*: ([\d.]+)", out)[1])
+    assert agreement >= 0.9  # int8 and float32 mostly agree
+
+
+@pytest.mark.parametrize(
+    "content,dataset,message",
+    [
+        (None, "tiny.npz", "No model file at"),
+        (b"TFL3 but truncated", "tiny.npz", "Cannot read the TFLite file"),
+        ("model", "digits", r"takes inputs of shape \(6,\), but x has"),
+    ],
+)
+def test_evaluate_a_bad_tflite_file(
+    workdir, tmp_path, capsys, content, dataset, message
+):
+    from kd_keras import export
+
+    path = tmp_path / "bad.tflite"
+    if content == "model":
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+        content = export.to_tflite(model)
+    if content is not None:
+        path.write_bytes(content)
+    data = workdir / dataset if dataset.endswith(".npz") else dataset
+    status, err = run_main(capsys, "evaluate", path, "--dataset", data)
+    assert status == 1
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
 def test_demo_and_report(workdir):
     args = (
         "demo",

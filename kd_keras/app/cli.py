@@ -43,7 +43,8 @@ EXAMPLES = {
       --output fm_takd.h5""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
-  kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5""",
+  kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5
+  kd-keras evaluate student_int8.tflite --dataset digits""",
     "report": """examples:
   kd-keras report runs/demo_digits""",
     "export": """examples:
@@ -312,7 +313,8 @@ def _parser():
         "evaluate",
         "measure a saved model",
         "Prints a model's test accuracy, parameters, file size and latency, "
-        "and its agreement with a teacher if one is given.",
+        "and its agreement with a teacher if one is given. A .tflite file, "
+        "as `kd-keras export` writes, is run by the TFLite interpreter.",
     )
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument("--dataset", default="digits")
@@ -592,6 +594,8 @@ def _evaluate(args):
     from kd_keras import datasets
     from kd_keras.app import evaluation
 
+    if args.model.suffix == ".tflite":
+        return _evaluate_tflite(args)
     model = _load(args.model, args)
     (_, _), (x_test, y_test) = datasets.load(args.dataset)
     datasets.check_fits(model, "model", x_test, y_test)
@@ -601,6 +605,37 @@ def _evaluate(args):
         teacher = _load(args.teacher, args)
         datasets.check_fits(teacher, "teacher", x_test, y_test)
         agreement = evaluation.agreement(teacher, model, x_test)
+        print(f"agreement with {args.teacher}: {agreement:.4f}")
+
+
+def _evaluate_tflite(args):
+    """`evaluate` of a `.tflite` file, as `kd-keras export` writes them."""
+    import numpy as np
+
+    from kd_keras import datasets, export
+    from kd_keras.app import evaluation
+
+    flatbuffer = export.read_tflite(args.model)
+    (_, _), (x_test, y_test) = datasets.load(args.dataset)
+    outputs = export.tflite_predict(flatbuffer, x_test)
+    if outputs.shape[-1] != datasets.num_classes(y_test):
+        raise ValueError(
+            f"The model has {outputs.shape[-1]} outputs, but the dataset "
+            f"has {datasets.num_classes(y_test)} classes."
+        )
+    classes = np.argmax(outputs, -1)
+    print(
+        f"{args.model}: test accuracy {np.mean(classes == y_test):.4f}, "
+        f"{len(flatbuffer) / 1024:,.0f} KiB, "
+        f"{export.tflite_latency_ms(flatbuffer, x_test):.3f} ms/sample "
+        "(TFLite, one thread)"
+    )
+    if args.teacher:
+        teacher = _load(args.teacher, args)
+        datasets.check_fits(teacher, "teacher", x_test, y_test)
+        agreement = np.mean(
+            evaluation.predict_classes(teacher, x_test) == classes
+        )
         print(f"agreement with {args.teacher}: {agreement:.4f}")
 
 
