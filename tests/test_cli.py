@@ -241,7 +241,7 @@ def test_demo_and_report(workdir):
     for plot in plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         plot.unlink()
-    result = kd_keras("report", "run", cwd=workdir)
+    result = kd_keras("report", "run", "--overwrite", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert all(plot.exists() for plot in plots)
     # A second run refuses to replace anything, before any training.

@@ -46,7 +46,7 @@ EXAMPLES = {
   kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5
   kd-keras evaluate student_int8.tflite --dataset digits""",
     "report": """examples:
-  kd-keras report runs/demo_digits""",
+  kd-keras report runs/demo_digits --overwrite""",
     "export": """examples:
   kd-keras export student.h5 --dataset digits --output student.tflite
   kd-keras export student.h5 --dataset digits --quantize int8 \\
@@ -324,10 +324,15 @@ def _parser():
         commands,
         "report",
         "redraw the report of a run",
-        "Rewrites report.md and the PNG plots of a run folder from its "
-        "run.json.",
+        "Draws report.md and the PNG plots of a run folder again from its "
+        "run.json; existing ones are replaced only with --overwrite.",
     )
     report_command.add_argument("run_dir", type=Path)
+    report_command.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing report.md and plots",
+    )
 
     export = _command(
         commands,
@@ -642,7 +647,13 @@ def _evaluate_tflite(args):
 def _report(args):
     from kd_keras.app import report
 
-    for path in report.write_report(args.run_dir):
+    report.read_run(args.run_dir)  # a folder without run.json fails first
+    taken = [str(p) for p in report.report_paths(args.run_dir) if p.exists()]
+    if taken and not args.overwrite:
+        raise FileExistsError(
+            f"{', '.join(taken)} exist(s); pass --overwrite to replace them."
+        )
+    for path in report.write_report(args.run_dir, overwrite=args.overwrite):
         print(path)
 
 

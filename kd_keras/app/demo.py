@@ -441,8 +441,7 @@ def run(
             *paths.values(),
             *map(cards.card_path, paths.values()),
             report_dir / report.RUN_FILE,
-            report_dir / "report.md",
-            *(report_dir / name for name in report.PLOTS),
+            *report.report_paths(report_dir),
         ],
         overwrite,
     )
@@ -533,5 +532,5 @@ def run(
         datasets.num_classes(y_test),
     ).tolist()
     cards.write_json(report_dir / report.RUN_FILE, record, overwrite=overwrite)
-    report.write_report(report_dir)
+    report.write_report(report_dir, overwrite=overwrite)
     return record
