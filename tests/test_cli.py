@@ -221,6 +221,7 @@ def test_demo_and_report(workdir):
     )
     result = kd_keras(*args, cwd=workdir)
     assert result.returncode == 0, result.stderr
+    assert "Training the teacher (mlp) for 2 epochs on all" in result.stdout
     roles = ("teacher", "student_scratch", "student_pseudo")
     roles += ("student_distilled",)
     for label in ("teacher", "scratch student", "pseudo-label student"):

@@ -232,7 +232,7 @@ def _parser():
     demo.add_argument(
         "--teacher-epochs",
         type=_positive_int,
-        help="teacher epochs (default: per dataset)",
+        help="teacher epochs (default: per dataset, at most --epochs)",
     )
     demo.add_argument(
         "--teacher",
@@ -390,7 +390,7 @@ def _demo(args):
         seed=args.seed,
         overwrite=args.overwrite,
         labels=args.labels,
-        teacher_epochs=(args.teacher_epochs),
+        teacher_epochs=args.teacher_epochs,
         epochs=args.epochs,
         patience=args.patience,
         batch_size=args.batch_size,
