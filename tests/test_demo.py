@@ -107,3 +107,12 @@ def test_twins_share_weights_and_steps(trained_teacher):
         np.testing.assert_array_equal(old, new)
     assert all(len(h["loss"]) == 2 for h in histories.values())
     assert "val_student_loss" in histories["student_distilled"]
+
+
+def test_epochs_cap_the_teacher_epochs():
+    """`kd-keras demo --epochs 3` trains the teacher 3 epochs, not 30."""
+    assert demo.settings_for("mlp")["teacher_epochs"] == 30
+    assert demo.settings_for("mlp", epochs=3)["teacher_epochs"] == 3
+    assert demo.settings_for("mlp", epochs=100)["teacher_epochs"] == 30
+    given = demo.settings_for("mlp", epochs=3, teacher_epochs=10)
+    assert (given["epochs"], given["teacher_epochs"]) == (3, 10)

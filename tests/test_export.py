@@ -76,3 +76,13 @@ def test_cnn_converts(tmp_path):
         model.predict(x, verbose=0),
         atol=1e-5,
     )
+
+
+def test_read_tflite_and_latency(trained, tmp_path):
+    model, ((x_train, _), (x_test, _)) = trained
+    flatbuffer = export.to_tflite(model, "int8", x_train)
+    path = export.write_bytes(tmp_path / "s.tflite", flatbuffer)
+    assert export.read_tflite(path) == flatbuffer
+    assert 0 < export.tflite_latency_ms(flatbuffer, x_test, repeats=20) < 100
+    with pytest.raises(ValueError, match=r"inputs of shape \(64,\), but x"):
+        export.tflite_predict(flatbuffer, x_test[:, :8])

@@ -64,3 +64,18 @@ def test_write_report(tmp_path):
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         report.write_report(tmp_path)
+
+
+def test_a_report_is_replaced_only_with_overwrite(tmp_path, capsys):
+    from kd_keras.app import cli
+
+    (tmp_path / "run.json").write_text(json.dumps(fake_run()))
+    report.write_report(tmp_path)
+    (tmp_path / "report.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        report.write_report(tmp_path)
+    assert cli.main(["report", str(tmp_path)]) == 1
+    assert "exist(s); pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "report.md").read_text() == "my notes"
+    assert cli.main(["report", str(tmp_path), "--overwrite"]) == 0
+    assert (tmp_path / "report.md").read_text().startswith("# Distillation")

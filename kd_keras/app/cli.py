@@ -1,10 +1,15 @@
 """The `kd-keras` command line."""
 
 import argparse
+import json
 import math
 import os
 import sys
+import textwrap
 from pathlib import Path
+
+# The method registry imports neither TensorFlow nor Keras.
+import kd_keras.methods as methods
 
 EXAMPLES = {
     "demo": """examples:
@@ -35,44 +40,58 @@ EXAMPLES = {
       --student cnn --dataset fashion_mnist --output fm_two_teachers.h5
   kd-keras distill --teacher fm_teacher.h5 --student cnn \\
       --dataset fashion_mnist --method takd --param assistant=cnn \\
-      --output fm_takd.h5
-
-methods (kd_keras.methods; --param sets the loss's own arguments and the
-weight of its term, e.g. --param weight=50, or a scheme's parameters):
-  kd, soft_ce, logit_mse, dkd, dist, multilabel, regression (logits);
-  fitnet, at, rkd (features: --param teacher_layer=NAME
-  --param student_layer=NAME);
-  born_again (generations=2), takd (assistant=mlp|cnn|FILE),
-  dml (peers=1, no --teacher), function_matching (mixup_alpha=1.0,
-  shift=0.1): schemes, with Hinton KD at --temperature.""",
+      --output fm_takd.h5""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
-  kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5""",
+  kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5
+  kd-keras evaluate student_int8.tflite --dataset digits""",
     "report": """examples:
-  kd-keras report runs/demo_digits""",
+  kd-keras report runs/demo_digits --overwrite""",
     "export": """examples:
   kd-keras export student.h5 --dataset digits --output student.tflite
   kd-keras export student.h5 --dataset digits --quantize int8 \\
       --output student_int8.tflite""",
 }
-# kd_keras.methods' METHODS and SCHEMES, named here so that --help does not
-# load Keras.
-METHODS = (
-    "kd",
-    "soft_ce",
-    "logit_mse",
-    "dkd",
-    "dist",
-    "multilabel",
-    "regression",
-    "fitnet",
-    "at",
-    "rkd",
-    "born_again",
-    "takd",
-    "dml",
-    "function_matching",
-)
+
+
+def _value(value):
+    """A default as `--param` takes it: JSON, strings unquoted."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def methods_help(width=80):
+    """The methods paragraph of `kd-keras distill --help`, from the
+    registry: each method's name, summary and parameters with defaults."""
+    column = 2 + max(map(len, methods.REGISTRY)) + 2
+    lines = ["methods (--method NAME; in brackets, parameters and defaults):"]
+    groups = {
+        " losses (--param KEY=VALUE sets the loss's own arguments and "
+        "the weight of its term):": methods.METHODS,
+        " schemes (--param KEY=VALUE sets their parameters; they distil "
+        "with Hinton KD at --temperature):": methods.SCHEMES,
+    }
+    for heading, group in groups.items():
+        lines += textwrap.wrap(heading, width, subsequent_indent="   ")
+        for name, method in group.items():
+            settings = [
+                f"{key}={what}" for key, what in method.required.items()
+            ]
+            settings += [f"{k}={_value(v)}" for k, v in method.defaults.items()]
+            if not method.is_scheme and method.weight != 1.0:
+                settings.append(f"weight={_value(method.weight)}")
+            text = method.summary
+            if not method.teacher:
+                text += ", no --teacher"
+            if settings:
+                text += f" [{', '.join(settings)}]"
+            lines += textwrap.wrap(
+                text,
+                width,
+                initial_indent=f"  {name}".ljust(column),
+                subsequent_indent=" " * column,
+                break_on_hyphens=False,
+            )
+    return "\n".join(lines)
 
 
 def _positive_int(text):
@@ -107,13 +126,15 @@ def _command(commands, name, help_text, description):
         name,
         help=help_text,
         description=description,
-        epilog=EXAMPLES[name],
+        epilog=EXAMPLES[name]
+        + ("\n\n" + methods_help() if name == "distill" else ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
         "--verbose",
         action="store_true",
-        help="show Python tracebacks of errors",
+        help="show Python tracebacks of errors, and what TensorFlow "
+        "prints while loading",
     )
     command.add_argument(
         "--unsafe",
@@ -211,7 +232,7 @@ def _parser():
     demo.add_argument(
         "--teacher-epochs",
         type=_positive_int,
-        help="teacher epochs (default: per dataset)",
+        help="teacher epochs (default: per dataset, at most --epochs)",
     )
     demo.add_argument(
         "--teacher",
@@ -273,7 +294,7 @@ def _parser():
     _add_patience(distill)
     distill.add_argument(
         "--method",
-        choices=METHODS,
+        choices=list(methods.REGISTRY),
         default="kd",
         help="distillation method (default: kd)",
     )
@@ -292,7 +313,8 @@ def _parser():
         "evaluate",
         "measure a saved model",
         "Prints a model's test accuracy, parameters, file size and latency, "
-        "and its agreement with a teacher if one is given.",
+        "and its agreement with a teacher if one is given. A .tflite file, "
+        "as `kd-keras export` writes, is run by the TFLite interpreter.",
     )
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument("--dataset", default="digits")
@@ -302,10 +324,15 @@ def _parser():
         commands,
         "report",
         "redraw the report of a run",
-        "Rewrites report.md and the PNG plots of a run folder from its "
-        "run.json.",
+        "Draws report.md and the PNG plots of a run folder again from its "
+        "run.json; existing ones are replaced only with --overwrite.",
     )
     report_command.add_argument("run_dir", type=Path)
+    report_command.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing report.md and plots",
+    )
 
     export = _command(
         commands,
@@ -363,7 +390,7 @@ def _demo(args):
         seed=args.seed,
         overwrite=args.overwrite,
         labels=args.labels,
-        teacher_epochs=(args.teacher_epochs),
+        teacher_epochs=args.teacher_epochs,
         epochs=args.epochs,
         patience=args.patience,
         batch_size=args.batch_size,
@@ -449,8 +476,6 @@ def _train_teacher(args):
 
 
 def _method_parameters(params):
-    from kd_keras.methods import parse_value
-
     parsed = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -461,21 +486,21 @@ def _method_parameters(params):
                 "Set the temperature with --temperature, not --param: it "
                 "applies to every method that has one."
             )
-        parsed[key] = parse_value(value)
+        parsed[key] = methods.parse_value(value)
     return parsed
 
 
 def _check_method(args, parameters):
     """Bad --method/--param/--teacher values fail before data is loaded."""
-    from kd_keras import methods
-
-    if args.method in methods.SCHEMES:
+    method = methods.REGISTRY[args.method]
+    if method.is_scheme:
         methods.check_scheme(args.method, parameters)
     else:
         methods.distillation_losses(args.method, **parameters)
-    if (args.method == "dml") != (not args.teacher):
+    if method.teacher != bool(args.teacher):
         raise ValueError(
-            "dml trains students together without a teacher: drop --teacher."
+            f"{args.method} trains students together without a teacher: "
+            "drop --teacher."
             if args.teacher
             else f"--method {args.method} needs --teacher."
         )
@@ -499,7 +524,7 @@ def _teacher(args, x_train, y_train):
 
 
 def _distill(args):
-    from kd_keras import datasets, methods
+    from kd_keras import datasets
     from kd_keras.app import demo
 
     _check_outputs_free(args)
@@ -532,7 +557,7 @@ def _distill(args):
         "teacher": [str(path) for path in args.teacher],
     }
     train, validation, _ = demo.split(data, None, args.seed)
-    if args.method in methods.SCHEMES:
+    if methods.REGISTRY[args.method].is_scheme:
         import keras
 
         keras.utils.set_random_seed(args.seed)
@@ -574,6 +599,8 @@ def _evaluate(args):
     from kd_keras import datasets
     from kd_keras.app import evaluation
 
+    if args.model.suffix == ".tflite":
+        return _evaluate_tflite(args)
     model = _load(args.model, args)
     (_, _), (x_test, y_test) = datasets.load(args.dataset)
     datasets.check_fits(model, "model", x_test, y_test)
@@ -586,10 +613,47 @@ def _evaluate(args):
         print(f"agreement with {args.teacher}: {agreement:.4f}")
 
 
+def _evaluate_tflite(args):
+    """`evaluate` of a `.tflite` file, as `kd-keras export` writes them."""
+    import numpy as np
+
+    from kd_keras import datasets, export
+    from kd_keras.app import evaluation
+
+    flatbuffer = export.read_tflite(args.model)
+    (_, _), (x_test, y_test) = datasets.load(args.dataset)
+    outputs = export.tflite_predict(flatbuffer, x_test)
+    if outputs.shape[-1] != datasets.num_classes(y_test):
+        raise ValueError(
+            f"The model has {outputs.shape[-1]} outputs, but the dataset "
+            f"has {datasets.num_classes(y_test)} classes."
+        )
+    classes = np.argmax(outputs, -1)
+    print(
+        f"{args.model}: test accuracy {np.mean(classes == y_test):.4f}, "
+        f"{len(flatbuffer) / 1024:,.0f} KiB, "
+        f"{export.tflite_latency_ms(flatbuffer, x_test):.3f} ms/sample "
+        "(TFLite, one thread)"
+    )
+    if args.teacher:
+        teacher = _load(args.teacher, args)
+        datasets.check_fits(teacher, "teacher", x_test, y_test)
+        agreement = np.mean(
+            evaluation.predict_classes(teacher, x_test) == classes
+        )
+        print(f"agreement with {args.teacher}: {agreement:.4f}")
+
+
 def _report(args):
     from kd_keras.app import report
 
-    for path in report.write_report(args.run_dir):
+    report.read_run(args.run_dir)  # a folder without run.json fails first
+    taken = [str(p) for p in report.report_paths(args.run_dir) if p.exists()]
+    if taken and not args.overwrite:
+        raise FileExistsError(
+            f"{', '.join(taken)} exist(s); pass --overwrite to replace them."
+        )
+    for path in report.write_report(args.run_dir, overwrite=args.overwrite):
         print(path)
 
 
@@ -626,10 +690,40 @@ COMMANDS = {
 }
 
 
+def _import_tensorflow(quiet):
+    """Imports TensorFlow with its info and warning logs off, and, if
+    `quiet`, without the lines it writes to stderr while it starts.
+
+    TF_CPP_MIN_LOG_LEVEL must be set before TensorFlow loads, and does not
+    silence the "Could not find cuda drivers" lines of its CUDA stub
+    (tensorflow/tensorflow#100442) nor, at level 2, the "failed call to
+    cuInit" error of its first look for devices: both go to file
+    descriptor 2, which points to /dev/null while TensorFlow loads and
+    lists its devices.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
+
+
 def main(argv=None):
     """Entry point of `kd-keras`; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # --help and usage errors exit here, before TensorFlow is loaded.
     args = _parser().parse_args(argv)
+    _import_tensorflow(quiet=not args.verbose)
     try:
         COMMANDS[args.command](args)
     except (OSError, ValueError, TypeError) as error:

@@ -59,12 +59,21 @@ _SPLIT_SEED = 0
 def settings_for(architecture, **overrides):
     """`DEFAULTS[architecture]` updated with the overrides that are given.
 
+    A given `epochs` caps the default `teacher_epochs` too, so that a short
+    run (`kd-keras demo --epochs 3`) is short throughout; a given
+    `teacher_epochs` is kept.
+
     Args:
         architecture: `"mlp"` or `"cnn"`.
         **overrides: Settings; `None` keeps the default.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
-    return {**DEFAULTS[architecture], **given}
+    settings = {**DEFAULTS[architecture], **given}
+    if "epochs" in given and "teacher_epochs" not in given:
+        settings["teacher_epochs"] = min(
+            settings["teacher_epochs"], given["epochs"]
+        )
+    return settings
 
 
 def default_architecture(x):
@@ -441,8 +450,7 @@ def run(
             *paths.values(),
             *map(cards.card_path, paths.values()),
             report_dir / report.RUN_FILE,
-            report_dir / "report.md",
-            *(report_dir / name for name in report.PLOTS),
+            *report.report_paths(report_dir),
         ],
         overwrite,
     )
@@ -452,8 +460,9 @@ def run(
     unlabelled = len(train[1]) - len(indices)
     if teacher is None:
         print(
-            f"[1/2] Training the teacher ({architecture}) on all "
-            f"{len(train[1]):,} training samples and their labels ..."
+            f"[1/2] Training the teacher ({architecture}) for "
+            f"{settings['teacher_epochs']} epochs on all {len(train[1]):,} "
+            "training samples and their labels ..."
         )
         teacher = train_teacher(
             (train, validation),
@@ -533,5 +542,5 @@ def run(
         datasets.num_classes(y_test),
     ).tolist()
     cards.write_json(report_dir / report.RUN_FILE, record, overwrite=overwrite)
-    report.write_report(report_dir)
+    report.write_report(report_dir, overwrite=overwrite)
     return record

@@ -169,11 +169,26 @@ def _confusion(run, path):
     _save(fig, path)
 
 
-def write_report(run_dir):
-    """Writes the PNG plots and `report.md` of `run_dir`; returns paths."""
+def report_paths(run_dir):
+    """`report.md` and the PNG plots of `run_dir`, as `write_report` writes
+    them."""
     run_dir = Path(run_dir)
+    return [run_dir / "report.md", *(run_dir / name for name in PLOTS)]
+
+
+def write_report(run_dir, overwrite=False):
+    """Writes the PNG plots and `report.md` of `run_dir`; returns paths.
+
+    Unless `overwrite`, refuses with a `FileExistsError`, before drawing
+    anything, if any of them exists.
+    """
     run = read_run(run_dir)
-    paths = [run_dir / name for name in PLOTS]
+    report, *paths = report_paths(run_dir)
+    taken = [str(path) for path in (report, *paths) if path.exists()]
+    if taken and not overwrite:
+        raise FileExistsError(
+            f"{', '.join(taken)} exist(s); pass overwrite=True to replace them."
+        )
     for draw, path in zip(
         (_curves, _comparison, _confusion), paths, strict=True
     ):
@@ -191,7 +206,6 @@ def write_report(run_dir):
         "",
         *(f"![{path.stem}]({path.name})" for path in paths),
     ]
-    report = run_dir / "report.md"
     with atomic_path(report, overwrite=True) as tmp:
         Path(tmp).write_text("\n".join(markdown) + "\n")
     return [report, *paths]
