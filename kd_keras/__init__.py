@@ -2,10 +2,13 @@
 
 The public names are imported on first use (PEP 562): importing a
 submodule that needs no TensorFlow, as `kd-keras --help` imports
-`kd_keras.methods`, does not load it.
+`kd_keras.methods`, does not load it. In a process that has already
+imported Keras they are imported at once, so that Keras finds the classes
+kd_keras registers for saving (`keras.models.load_model("d.keras")`).
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -65,3 +68,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted({*globals(), *__all__})
+
+
+if "keras" in sys.modules:
+    __getattr__("Distiller")
