@@ -178,8 +178,7 @@ def test_the_package_loads_tensorflow_only_when_needed(code, loaded):
         [
             sys.executable,
             "-c",
-            f"{code}\nimport sys\nprint('tensorflow' in sys.modules)\n"
-            + probe,
+            f"{code}\nimport sys\nprint('tensorflow' in sys.modules)\n" + probe,
         ],
         capture_output=True,
         text=True,
