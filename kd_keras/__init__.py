@@ -52,9 +52,12 @@ _DEFINED_IN = {
 
 
 def __getattr__(name):
-    """Imports every public name at the first access to one of them."""
+    """Imports a submodule alone, or every public name at the first
+    access to a class or function."""
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _DEFINED_IN:
+        return importlib.import_module(f"{__name__}.{name}")
     for public in __all__:
         if public in _DEFINED_IN:
             module = importlib.import_module(

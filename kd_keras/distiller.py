@@ -18,7 +18,11 @@ from kd_keras.hyperparameters import (
     check_temperature,
     check_weight,
 )
-from kd_keras.labels import fill_unlabelled, split_unlabelled
+from kd_keras.labels import (
+    fill_unlabelled,
+    mask_unlabelled,
+    split_unlabelled,
+)
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.saving import save_model
 from kd_keras.trainer import Batch, Trainer
@@ -168,9 +172,13 @@ class Distiller(Trainer):
     """
 
     alpha = Hyperparameter(check_weight)
-    # Whether `prepare_batch` changes each batch before the teacher sees
-    # it: then the teacher's outputs cannot be cached.
-    changes_batches = False
+
+    @property
+    def changes_batches(self):
+        """Whether `prepare_batch` changes each batch before the teacher
+        sees it: then the teacher's outputs are never cached. `True` for a
+        subclass that overrides `prepare_batch`."""
+        return type(self).prepare_batch is not Distiller.prepare_batch
 
     def __init__(
         self,
@@ -510,22 +518,19 @@ class Distiller(Trainer):
         As `keras.Model.compute_metrics`, except that unlabelled samples
         (class `kd_keras.labels.UNLABELLED`) are left out of every metric.
         """
-        y, labelled = split_unlabelled(y, y_pred)
+        filled, labelled = split_unlabelled(y, y_pred)
         if labelled is None:
             return super().compute_metrics(x, y, y_pred, sample_weight)
-        weights = labelled
-        if sample_weight is not None:
-            weights = labelled * ops.cast(sample_weight, "float32")
-        compat.update_compiled_metrics(self, y, y_pred, labelled, weights)
+        _, weights = mask_unlabelled(y, y_pred, sample_weight)
+        compat.update_compiled_metrics(self, filled, y_pred, labelled, weights)
         return self.get_metrics_result()
 
     def prepare_batch(self, x, y):
         """Returns the `(x, y)` a training step uses; `(x, y)` by default.
 
         Subclasses change a batch that teacher and student then both see
-        (function matching's augmentation, for example), and set
-        `changes_batches = True`: the teacher's outputs are then never
-        cached.
+        (function matching's augmentation, for example): the teacher's
+        outputs are then never cached (`changes_batches`).
         """
         return x, y
 

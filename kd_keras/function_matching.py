@@ -121,8 +121,6 @@ class FunctionMatching(Distiller):
         - [Zhang et al., 2018, mixup](https://arxiv.org/abs/1710.09412)
     """
 
-    changes_batches = True
-
     def __init__(
         self,
         teacher,

@@ -43,9 +43,10 @@ def split_unlabelled(labels, outputs):
     """`(labels, labelled)`: labels a loss can read, and which are known.
 
     Unlabelled class indices become class 0 (any valid index: a loss must
-    not fail on them) and `labelled` is a float mask `(batch,)`, 0 for
-    them. Other labels (one-hot, regression targets, `None`) are returned
-    as they are, with `labelled` `None`.
+    not fail on them) and `labelled` is a float mask of the outputs' shape
+    without the classes axis, 0 for them. Other labels (one-hot,
+    regression targets, `None`) are returned as they are, with `labelled`
+    `None`.
 
     Args:
         labels: The batch's labels.
@@ -55,7 +56,7 @@ def split_unlabelled(labels, outputs):
         return labels, None
     labels = ops.convert_to_tensor(labels)
     known = ops.not_equal(labels, UNLABELLED)
-    labelled = ops.cast(ops.reshape(known, ops.shape(outputs)[:1]), "float32")
+    labelled = ops.cast(ops.reshape(known, ops.shape(outputs)[:-1]), "float32")
     return ops.where(known, labels, ops.zeros_like(labels)), labelled
 
 
@@ -67,7 +68,14 @@ def mask_unlabelled(labels, outputs, sample_weight):
     labels, labelled = split_unlabelled(labels, outputs)
     if labelled is None or sample_weight is None:
         return labels, labelled if labelled is not None else sample_weight
-    return labels, labelled * ops.cast(sample_weight, "float32")
+    weight = ops.cast(sample_weight, "float32")
+    # Weights of shape (batch, 1) against a mask of shape (batch,), or the
+    # other way round: align the ranks, never broadcast to (batch, batch).
+    while len(weight.shape) < len(labelled.shape):
+        weight = ops.expand_dims(weight, -1)
+    while len(labelled.shape) < len(weight.shape):
+        labelled = ops.expand_dims(labelled, -1)
+    return labels, labelled * weight
 
 
 def fill_unlabelled(labels, teacher_logits):

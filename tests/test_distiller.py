@@ -689,3 +689,20 @@ def test_an_output_op_is_read_as_its_activation(op, activation):
     inputs = keras.Input((FEATURES,))
     model = keras.Model(inputs, op(keras.layers.Dense(CLASSES)(inputs)))
     assert output_activation(model) == activation
+
+
+def test_a_prepare_batch_override_is_never_cached(teacher, student, data):
+    """A subclass changing its batches in `prepare_batch` gets them
+    through the teacher at every step: nothing is cached."""
+
+    class Doubled(kd_keras.Distiller):
+        def prepare_batch(self, x, y):
+            return 2.0 * x, y
+
+    x, y = data
+    distiller = Doubled(teacher, student)
+    distiller.compile("sgd")
+    assert distiller.changes_batches
+    assert not kd_keras.Distiller(teacher, student).changes_batches
+    distiller.fit(x, y, epochs=1, verbose=0)
+    assert distiller.teacher_cache_nbytes is None

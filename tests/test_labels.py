@@ -34,6 +34,25 @@ def test_mask_unlabelled_by_hand():
     np.testing.assert_array_equal(numpy(weight), [0.0, 2.0, 3.0])
 
 
+def test_weights_of_another_rank_are_aligned_not_broadcast():
+    outputs = np.zeros((3, CLASSES), "float32")
+    column_weights = np.array([[0.5], [2.0], [3.0]], "float32")
+    _, weight = labels.mask_unlabelled(
+        np.array([2, -1, 3]), outputs, column_weights
+    )
+    np.testing.assert_array_equal(numpy(weight), [[0.5], [0.0], [3.0]])
+
+
+def test_per_position_labels_are_masked_per_position():
+    """Outputs `(batch, h, w, classes)` with labels `(batch, h, w)`."""
+    y = np.array([[[1, -1], [0, 2]], [[-1, -1], [3, 0]]])
+    masked, weight = labels.mask_unlabelled(
+        y, np.zeros((2, 2, 2, CLASSES), "float32"), None
+    )
+    np.testing.assert_array_equal(numpy(masked), np.where(y == -1, 0, y))
+    np.testing.assert_array_equal(numpy(weight), (y != -1).astype("f4"))
+
+
 @pytest.mark.parametrize(
     "y,outputs",
     [
