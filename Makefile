@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test benchmark teachers clean
+.PHONY: demo test test-fast benchmark teachers clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[app,dev]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -17,6 +17,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check kd_keras tests benchmarks
 	$(BIN)/python -m pytest
+
+# The inner loop while developing: no notebooks, no multi-worker runs.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest --ignore=tests/test_notebooks.py \
+	    --ignore=tests/test_distribute.py
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/article_mlp.py --dataset fashion_mnist

@@ -376,13 +376,30 @@ HEADER = [
     "only adds time. Each case's section says when it was measured and on "
     "what.",
     "",
-    "Some epochs, in every mode, start about 2.5 s late. Keras replaces the "
-    "dataset iterator at each epoch, and TensorFlow then waits for the old "
-    "iterator's tf.data autotuning thread, which can be asleep for seconds. "
-    "Training the student alone for 20 epochs on a `tf.data` input, 3 of 19 "
-    "epochs started late; with `options.autotune.enabled = False`, none of "
-    "38 did. Numpy inputs go through Keras' own pipeline, so users cannot "
-    "turn this off for them.",
+    "How to read the ratios:",
+    "",
+    "- **A whole 4-epoch fit against `keras.distillation`.** A cache can "
+    "make it 2x faster only when one teacher pass costs at least two "
+    "student epochs: (T + 4S) ÷ 4(T + S) ≤ ½ means T ≥ 2S. Each section "
+    "gives that bound for its pair; beyond it, both tools pay the same "
+    "per-fit costs (tracing the step, about 2 s, and late epoch starts), "
+    "which weigh more on a short run. The caching pass runs batches up to 4x "
+    "the training batch, which can beat the bound for MLP teachers.",
+    "- **Online and cached epochs.** An online epoch should cost about a "
+    "student epoch plus a teacher pass (ratio 1.0), a cached epoch about a "
+    "student epoch alone. Epoch times vary more than the margins tested, "
+    "so a verdict can miss on one statistic and not the other.",
+    "- **Late epoch starts.** Some epochs, in every mode, start about 2.5 s "
+    "late. Keras replaces the dataset iterator at each epoch, and "
+    "TensorFlow then waits for the old iterator's tf.data autotuning "
+    "thread, which can be asleep for seconds. Training the student alone "
+    "for 20 epochs on a `tf.data` input, 3 of 19 epochs started late; with "
+    "`options.autotune.enabled = False`, none of 38 did. Numpy inputs go "
+    "through Keras' own pipeline, so users cannot turn this off for them.",
+    "- **XLA** (`jit_compile=True`, modes `*_xla`) on this CPU speeds the "
+    'MLP up and slows the CNNs down. Keras\' default, `jit_compile="auto"`, '
+    "leaves it off on CPU and turns it on for GPUs and TPUs; the step "
+    "compiles either way (tested).",
     "",
 ]
 

@@ -1,26 +1,14 @@
-"""kd_keras: knowledge distillation for Keras 3 and TensorFlow."""
+"""kd_keras: knowledge distillation for Keras 3 and TensorFlow.
 
-from kd_keras import (
-    callbacks,
-    chains,
-    datasets,
-    distribute,
-    export,
-    function_matching,
-    losses,
-    methods,
-    metrics,
-    models,
-    mutual,
-    teachers,
-)
-from kd_keras.cache import TeacherCache
-from kd_keras.chains import born_again, distill_chain, teacher_assistant_chain
-from kd_keras.distiller import Distiller
-from kd_keras.function_matching import FunctionMatching
-from kd_keras.losses import distillation_loss
-from kd_keras.mutual import MutualLearning
-from kd_keras.saving import load_student
+The public names are imported on first use (PEP 562): importing a
+submodule that needs no TensorFlow, as `kd-keras --help` imports
+`kd_keras.methods`, does not load it. In a process that has already
+imported Keras they are imported at once, so that Keras finds the classes
+kd_keras registers for saving (`keras.models.load_model("d.keras")`).
+"""
+
+import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -38,6 +26,7 @@ __all__ = [
     "export",
     "function_matching",
     "distillation_loss",
+    "labels",
     "load_student",
     "losses",
     "methods",
@@ -47,3 +36,42 @@ __all__ = [
     "teacher_assistant_chain",
     "teachers",
 ]
+
+# The module defining each public name that is not a submodule.
+_DEFINED_IN = {
+    "Distiller": "distiller",
+    "FunctionMatching": "function_matching",
+    "MutualLearning": "mutual",
+    "TeacherCache": "cache",
+    "born_again": "chains",
+    "distill_chain": "chains",
+    "distillation_loss": "losses",
+    "load_student": "saving",
+    "teacher_assistant_chain": "chains",
+}
+
+
+def __getattr__(name):
+    """Imports a submodule alone, or every public name at the first
+    access to a class or function."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _DEFINED_IN:
+        return importlib.import_module(f"{__name__}.{name}")
+    for public in __all__:
+        if public in _DEFINED_IN:
+            module = importlib.import_module(
+                f"{__name__}.{_DEFINED_IN[public]}"
+            )
+            globals()[public] = getattr(module, public)
+        else:
+            importlib.import_module(f"{__name__}.{public}")
+    return globals()[name]
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+if "keras" in sys.modules:
+    __getattr__("Distiller")

@@ -268,7 +268,7 @@ def _keys(dataset):
     return np.concatenate(keys) if keys else np.zeros((0,), "int64")
 
 
-def check_finite(dataset):
+def check_bounded(dataset):
     cardinality = dataset.cardinality()
     if cardinality == tf.data.INFINITE_CARDINALITY:
         raise ValueError(
@@ -303,7 +303,7 @@ def keyed_dataset(name, dataset, teacher_outputs, storage, verbose):
             between passes (random augmentation), where cached outputs would
             belong to inputs the student never sees.
     """
-    check_finite(dataset)
+    check_bounded(dataset)
     cardinality = int(dataset.cardinality())
     progress = _progress(
         cardinality if cardinality > 0 else None, verbose, "tf.data"

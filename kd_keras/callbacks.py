@@ -16,7 +16,7 @@ import math
 
 import keras
 
-from kd_keras import saving
+from kd_keras import compat, saving
 from kd_keras.hyperparameters import (
     Hyperparameter,
     check_integer,
@@ -370,7 +370,7 @@ class AlphaSchedule(HyperparameterSchedule):
         super().__init__("alpha", schedule, verbose=verbose)
 
 
-class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
+class StudentCheckpoint(compat.SavingCheckpoint):
     """`keras.callbacks.ModelCheckpoint` saving the student of a Distiller.
 
     `ModelCheckpoint` on a `Distiller` saves the whole distiller (teacher,
@@ -425,10 +425,8 @@ class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
             )
         super().set_model(model)
 
-    def _save_model(self, epoch, batch, logs):
-        filepath = self._get_file_path(epoch, batch, logs)
-        if not self._should_save_model(epoch, batch, logs, filepath):
-            return
+    def write(self, filepath, epoch):
+        """Writes the student (or its weights) to `filepath`, atomically."""
         student = self.model.student
         if self.save_weights_only:
             saving.save_weights(student, filepath, overwrite=True)

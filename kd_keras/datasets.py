@@ -26,8 +26,14 @@ _CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 
 def _digits(test_fraction=0.2, split_seed=0):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as error:
+        raise ImportError(
+            "The digits dataset comes with scikit-learn: pip install "
+            "scikit-learn (or kd_keras[app])."
+        ) from error
 
     data = load_digits()
     x = (data.data / 16.0).astype("float32")

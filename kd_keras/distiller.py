@@ -1,6 +1,7 @@
 """The `Distiller`: a `keras.Model` that trains a student from a teacher."""
 
-import inspect
+import collections
+import functools
 
 import keras
 import numpy as np
@@ -8,32 +9,47 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
-from kd_keras import checks, distribute, finite, saving
+from kd_keras import compat, finite
 from kd_keras import losses as kd_losses
-from kd_keras.features import feature_model, feature_shape
 from kd_keras.hyperparameters import (
+    Default,
     Hyperparameter,
     check_non_negative,
     check_temperature,
     check_weight,
 )
+from kd_keras.labels import (
+    fill_unlabelled,
+    mask_unlabelled,
+    split_unlabelled,
+)
 from kd_keras.metrics import TeacherAgreement
-from kd_keras.outputs import (
-    check_models,
-    label_loss,
+from kd_keras.saving import save_model
+from kd_keras.trainer import Batch, Trainer
+from kd_keras.validation import check_models
+from kd_keras.views import (
+    ModelView,
+    feature_shape,
     output_activation,
     output_shape,
-    to_logits,
 )
 
-_DEFAULT_TEMPERATURE = 4.0
+# Told apart from a temperature of 4 passed beside a loss with its own.
+_DEFAULT_TEMPERATURE = Default(4.0)
 # Under cache="auto", features larger than this (float32) run online.
 _AUTO_CACHE_BYTES = 2**30
 
+Teacher = collections.namedtuple("Teacher", ["logits", "features"])
+Teacher.__doc__ = "The teacher's float32 logits and named layers' outputs."
+Losses = collections.namedtuple(
+    "Losses", ["total", "student", "distillation", "terms"]
+)
+Losses.__doc__ = """The losses of one batch.
 
-def replica_count():
-    """Number of replicas of the current `tf.distribute` strategy."""
-    return tf.distribute.get_strategy().num_replicas_in_sync
+`total` is what is minimised, `student` the hard-label loss,
+`distillation` the weighted sum of the distillation losses, `terms` each
+one's weighted value.
+"""
 
 
 def _as_list(distillation_loss, weights):
@@ -58,37 +74,8 @@ def _as_list(distillation_loss, weights):
     ]
 
 
-def _unique(names):
-    return list(dict.fromkeys(name for name in names if name is not None))
-
-
-def _overrides(obj, base, method):
-    return getattr(type(obj), method) is not getattr(base, method)
-
-
-class StudentLossConfig:
-    """Mixin saving a model's `student_loss_fn` with its compile config.
-
-    For models that keep their hard-label loss themselves instead of
-    passing it to `keras.Model.compile`.
-    """
-
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config and self.student_loss_fn is not None:
-            config["loss"] = keras.saving.serialize_keras_object(
-                self.student_loss_fn
-            )
-        return config
-
-    def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
-
 class _Views:
-    """The teacher and student models that also return named layers.
+    """The teacher's and student's `ModelView`s.
 
     A plain holder, so Keras does not track the views: their layers are the
     teacher's and student's, tracked (and saved) once through them.
@@ -99,25 +86,12 @@ class _Views:
         self.student = student
 
 
-class _EpochHooks(keras.callbacks.Callback):
-    """Calls each distillation loss's `on_epoch_begin` (DKD's warm-up)."""
-
-    def __init__(self, losses):
-        super().__init__()
-        self.losses = losses
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for loss in self.losses:
-            loss.on_epoch_begin(epoch)
+def _unique(names):
+    return list(dict.fromkeys(name for name in names if name is not None))
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class Distiller(
-    distribute.MultiWorkerSteps,
-    StudentLossConfig,
-    saving.ReliableSaving,
-    keras.Model,
-):
+class Distiller(Trainer):
     """Trains a student model to reproduce a frozen teacher.
 
     `train_step` runs the teacher (`training=False`, outside the gradient
@@ -134,15 +108,18 @@ class Distiller(
     names (feature losses such as `kd_keras.losses.FitNet`, whose adapter
     is trained with the student and never saved into it). Losses that need
     the labels (`kd_keras.losses.DKD`) get them. Without labels (`y` is
-    `None`) the loss is the distillation loss alone.
+    `None`) the loss is the distillation loss alone; a class index of -1
+    (`kd_keras.labels.UNLABELLED`) marks one unlabelled sample, whose
+    hard-label loss and metrics are masked (`kd_keras.labels`).
 
     The teacher's outputs are computed once and reused every epoch when
     the inputs are in memory (numpy arrays or tensors), see `cache`.
 
-    Teachers and students whose output layer is a softmax are read as
-    log-probabilities, a sigmoid output as its logits. Losses are computed
-    in float32. `alpha` and the losses' temperatures live in variables, so
-    changing them (`kd_keras.callbacks`) never retraces the step.
+    The losses read teachers and students that end in a softmax or a
+    sigmoid through the logits the activation was applied to
+    (`kd_keras.views`). Losses are computed in float32. `alpha` and the
+    losses' temperatures live in variables (`alpha_variable`), so changing
+    them (`kd_keras.callbacks`) never retraces the step.
 
     `fit`, `evaluate` and their logs report `loss`, `student_loss`,
     `distillation_loss` (and each weighted term, by the loss's name, when
@@ -175,8 +152,8 @@ class Distiller(
             a random pipeline raises a `ValueError`. A
             `kd_keras.TeacherCache` is `True` with its storage (float16,
             top-k logits). `False`: run the teacher at every step.
-            Subclasses that override `prepare_batch` never cache. Defaults
-            to `"auto"`.
+            Subclasses whose `prepare_batch` changes the batches
+            (`changes_batches`) never cache. Defaults to `"auto"`.
         **kwargs: Passed to `keras.Model` (`name`, `dtype`, ...).
 
     Example:
@@ -196,6 +173,13 @@ class Distiller(
 
     alpha = Hyperparameter(check_weight)
 
+    @property
+    def changes_batches(self):
+        """Whether `prepare_batch` changes each batch before the teacher
+        sees it: then the teacher's outputs are never cached. `True` for a
+        subclass that overrides `prepare_batch`."""
+        return type(self).prepare_batch is not Distiller.prepare_batch
+
     def __init__(
         self,
         teacher,
@@ -209,24 +193,21 @@ class Distiller(
     ):
         super().__init__(**kwargs)
         output_shape = check_models(teacher, student)
-        checks.check_inputs_match(teacher, student)
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
-        self._teacher_activation = output_activation(teacher)
-        self._student_activation = output_activation(student)
         self.alpha = alpha
         self.cache = teacher_cache.check_cache(cache)
-        temperature = check_temperature(temperature)
         if distillation_loss is None:
-            distillation_loss = kd_losses.KD(temperature=temperature)
+            distillation_loss = kd_losses.KD(
+                temperature=check_temperature(temperature)
+            )
         self._set_distillation_losses(
             distillation_loss,
             distillation_loss_weights,
             temperature,
             output_shape,
         )
-        self.student_loss_fn = None
         self._is_classifier = output_shape is None or output_shape[-1] > 1
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
@@ -237,16 +218,28 @@ class Distiller(
         self.teacher_cache_nbytes = None
         self._cached_classes = None
         self._teacher_function = None
-        self._guard = finite.Guard()
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
+
+    @property
+    def alpha_variable(self):
+        """The variable holding `alpha`, which the compiled step reads."""
+        return self._alpha
 
     @property
     def _distillation_losses(self):
         if isinstance(self.distillation_loss, (list, tuple)):
             return list(self.distillation_loss)
         return [self.distillation_loss]
+
+    @property
+    def data_model(self):
+        return self.student
+
+    @property
+    def hooked_losses(self):
+        return self._distillation_losses
 
     def _set_distillation_losses(
         self, distillation_loss, weights, temperature, output_shape
@@ -270,7 +263,11 @@ class Distiller(
                 f"Keras loss. Received: distillation_loss={loss!r}"
             )
         own = getattr(loss, "temperature", None)
-        if own is not None and temperature not in (own, _DEFAULT_TEMPERATURE):
+        if (
+            own is not None
+            and temperature is not _DEFAULT_TEMPERATURE
+            and check_temperature(temperature) != own
+        ):
             raise ValueError(
                 f"temperature={temperature} conflicts with the temperature "
                 f"of distillation_loss ({own}). Set it on one of them."
@@ -283,7 +280,10 @@ class Distiller(
                 f"the models have a single output {output_shape}. For "
                 "regression use kd_keras.losses.LogitMSE()."
             )
-        if "sigmoid" in (self._teacher_activation, self._student_activation):
+        if "sigmoid" in (
+            output_activation(self.teacher),
+            output_activation(self.student),
+        ):
             raise ValueError(
                 f"{type(loss).__name__} compares softmax distributions, but "
                 "the teacher or student ends in a sigmoid (independent "
@@ -292,23 +292,23 @@ class Distiller(
             )
 
     def _build_views(self):
-        """Models returning named layers' outputs, and feature adapters."""
+        """The models' views (logits, named layers), and feature adapters."""
         losses = self._distillation_losses
         self._teacher_layers = _unique(loss.teacher_layer for loss in losses)
         self._student_layers = _unique(loss.student_layer for loss in losses)
         self._views = _Views(
-            self._teacher_layers
-            and feature_model(self.teacher, self._teacher_layers, "teacher"),
-            self._student_layers
-            and feature_model(self.student, self._student_layers, "student"),
+            ModelView(self.teacher, self._teacher_layers, "teacher"),
+            ModelView(self.student, self._student_layers, "student"),
         )
         adapters = []
         for loss in losses:
             adapter = None
             if loss.teacher_layer or loss.student_layer:
-                student_shape = feature_shape(self.student, loss.student_layer)
+                student_shape = feature_shape(
+                    self.student, loss.student_layer, "student"
+                )
                 adapter = loss.make_adapter(
-                    feature_shape(self.teacher, loss.teacher_layer),
+                    feature_shape(self.teacher, loss.teacher_layer, "teacher"),
                     student_shape,
                 )
             if adapter is not None and not adapter.built:
@@ -423,43 +423,41 @@ class Distiller(
             loss, None, _DEFAULT_TEMPERATURE, output_shape(self.student)
         )
 
-    def _student_loss(self, y, outputs, sample_weight):
-        loss_fn = label_loss(
-            self.student_loss_fn, y, outputs, self._student_activation
-        )
-        return ops.cast(loss_fn(y, outputs, sample_weight), "float32")
-
     def teacher_outputs(self, x):
         """`[logits, *features]` of the teacher on `x`, as the losses read.
 
-        The logits are float32 (log-probabilities for a softmax teacher);
-        the features are the outputs of the layers the losses name.
+        The logits are float32 (the logits a final softmax or sigmoid was
+        applied to); the features are the outputs of the layers the losses
+        name.
         """
-        if self._views.teacher:
-            output, *features = self._views.teacher(x, training=False)
+        outputs = self._views.teacher(x, training=False)
+        return [outputs.logits, *outputs.features]
+
+    def _teacher_for(self, x, stored):
+        """The teacher's `Teacher` outputs: decoded from the cache, or run."""
+        if stored is None:
+            logits, *features = self.teacher_outputs(x)
         else:
-            output, features = self.teacher(x, training=False), []
-        return [to_logits(output, self._teacher_activation), *features]
+            logits, *features = teacher_cache.decode(
+                stored, self._cached_classes
+            )
+        return Teacher(logits, features)
 
-    def _student_outputs(self, x, training):
-        """`(output, features)` of the student on `x`."""
-        if self._views.student:
-            output, *features = self._views.student(x, training=training)
-            return output, features
-        return self.student(x, training=training), []
-
-    def _distillation_terms(self, y, student, teacher, sample_weight, training):
-        """Each distillation loss's weighted value."""
-        output, features = student
+    def _step_losses(self, y, student, teacher, sample_weight, training):
+        """The `Losses` of one batch; `student` is its `views.Outputs`."""
         student_views = dict(
             zip(
                 [None, *self._student_layers],
-                [to_logits(output, self._student_activation), *features],
+                [student.logits, *student.features],
                 strict=True,
             )
         )
         teacher_views = dict(
-            zip([None, *self._teacher_layers], teacher, strict=True)
+            zip(
+                [None, *self._teacher_layers],
+                [teacher.logits, *teacher.features],
+                strict=True,
+            )
         )
         terms = []
         for loss, weight, adapter in zip(
@@ -471,7 +469,11 @@ class Distiller(
             s = student_views[loss.student_layer]
             if adapter is not None:
                 s = adapter(s, training=training)
-            labels = {"labels": y} if loss.requires_labels else {}
+            labels = (
+                {"labels": fill_unlabelled(y, teacher.logits)}
+                if loss.requires_labels
+                else {}
+            )
             value = loss(
                 teacher_views[loss.teacher_layer],
                 s,
@@ -479,143 +481,109 @@ class Distiller(
                 **labels,
             )
             terms.append(weight * ops.cast(value, "float32"))
-        return terms
-
-    def _loss_terms(self, y, student, teacher, sample_weight, training):
-        """`(total, student_loss, distillation_loss, terms)` of one batch.
-
-        As in Keras, under a `tf.distribute` strategy each replica's terms
-        are divided by the number of replicas (Keras losses do it for
-        `"sum_over_batch_size"`), so that the gradients, summed over the
-        replicas, are those of the loss averaged over the global batch.
-        """
-        terms = self._distillation_terms(
-            y, student, teacher, sample_weight, training
-        )
         distillation = ops.sum(ops.stack(terms)) if len(terms) > 1 else terms[0]
         if y is None:
             hard = ops.zeros((), "float32")
             total = distillation
         else:
-            hard = self._student_loss(y, student[0], sample_weight)
-            total = self._alpha * hard + (1.0 - self._alpha) * distillation
-        if self.student.losses:
-            regularization = ops.cast(ops.sum(self.student.losses), "float32")
-            total = total + regularization / replica_count()
-        return total, hard, distillation, terms
-
-    def _report(
-        self, x, y, student_outputs, teacher_logits, sample_weight, losses
-    ):
-        batch_size = ops.shape(keras.tree.flatten(x)[0])[0]
-        total, hard, distillation, terms = losses
-        trackers = (
-            (self._loss_tracker, total),
-            (self.student_loss_tracker, hard),
-            (self.distillation_loss_tracker, distillation),
-            *zip(self._term_trackers, terms, strict=False),
-        )
-        for tracker, value in trackers:
-            tracker.update_state(
-                value * replica_count(), sample_weight=batch_size
+            hard = self.hard_label_loss(
+                y, student.output, self._views.student.activation, sample_weight
             )
+            alpha = self.alpha_variable
+            total = alpha * hard + (1.0 - alpha) * distillation
+        total = total + self.regularization(self.student)
+        return Losses(total, hard, distillation, terms)
+
+    def _report(self, x, y, student, teacher, sample_weight, losses):
+        self.report(
+            x,
+            [
+                (self.loss_tracker, losses.total),
+                (self.student_loss_tracker, losses.student),
+                (self.distillation_loss_tracker, losses.distillation),
+                *zip(self._term_trackers, losses.terms, strict=False),
+            ],
+        )
         if self._is_classifier:
             self.teacher_agreement.update_state(
-                teacher_logits, student_outputs, sample_weight=sample_weight
+                teacher.logits, student.output, sample_weight=sample_weight
             )
         if y is None:
             return self.get_metrics_result()
-        return self.compute_metrics(x, y, student_outputs, sample_weight)
+        return self.compute_metrics(x, y, student.output, sample_weight)
 
-    def get_metrics_result(self):
-        # Without labels the compiled metrics are never built: leave them
-        # out instead of failing.
-        unbuilt = self._compile_metrics is not None and (
-            not self._compile_metrics.built
-        )
-        if not unbuilt:
-            return super().get_metrics_result()
-        return {
-            metric.name: metric.result()
-            for metric in self.metrics
-            if metric is not self._compile_metrics
-        }
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics; returns the logs.
+
+        As `keras.Model.compute_metrics`, except that unlabelled samples
+        (class `kd_keras.labels.UNLABELLED`) are left out of every metric.
+        """
+        filled, labelled = split_unlabelled(y, y_pred)
+        if labelled is None:
+            return super().compute_metrics(x, y, y_pred, sample_weight)
+        _, weights = mask_unlabelled(y, y_pred, sample_weight)
+        compat.update_compiled_metrics(self, filled, y_pred, labelled, weights)
+        return self.get_metrics_result()
 
     def prepare_batch(self, x, y):
         """Returns the `(x, y)` a training step uses; `(x, y)` by default.
 
-        Subclasses override it to change a batch that teacher and student
-        then both see (function matching's augmentation, for example). The
-        teacher's outputs are then never cached.
+        Subclasses change a batch that teacher and student then both see
+        (function matching's augmentation, for example): the teacher's
+        outputs are then never cached (`changes_batches`).
         """
         return x, y
 
-    def _teacher_for(self, x, stored):
-        """The teacher's outputs: decoded from the cache, or computed."""
-        if stored is None:
-            return self.teacher_outputs(x)
-        return teacher_cache.decode(stored, self._cached_classes)
+    def _trained_variables(self):
+        # Read after the student's call: an unbuilt student creates its
+        # weights there.
+        return self.student.trainable_variables + [
+            v
+            for adapter in self.adapters
+            if adapter is not None
+            for v in adapter.trainable_variables
+        ]
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, stored = teacher_cache.unpack(x)
-        batch = (x, y, sample_weight)
-        y = finite.zero_non_finite(y)
-        if stored is None:
+        batch = Batch(*keras.utils.unpack_x_y_sample_weight(data))
+        x, stored = teacher_cache.unpack(batch.x)
+        batch = batch._replace(x=x)
+        y = finite.zero_non_finite(batch.y)
+        if stored is None and self.changes_batches:
             x, y = self.prepare_batch(x, y)
         teacher = self._teacher_for(x, stored)
         with tf.GradientTape() as tape:
-            student = self._student_outputs(x, training=True)
-            losses = self._loss_terms(
-                y, student, teacher, sample_weight, training=True
+            student = self._views.student(x, training=True)
+            losses = self._step_losses(
+                y, student, teacher, batch.sample_weight, training=True
             )
-            scaled = self.optimizer.scale_loss(losses[0])
-        # Read after the call: an unbuilt student creates its weights there.
-        variables = self.student.trainable_variables + [
-            v
-            for a in self.adapters
-            if a is not None
-            for v in a.trainable_variables
-        ]
-        gradients = tape.gradient(scaled, variables)
-        reported = self._guard.apply(
-            self.optimizer, batch, losses[0], gradients, variables
+            scaled = self.optimizer.scale_loss(losses.total)
+        reported = self.apply_update(
+            tape, scaled, losses.total, self._trained_variables(), batch
         )
         return self._report(
-            x, y, student[0], teacher[0], sample_weight, (reported, *losses[1:])
+            x,
+            y,
+            student,
+            teacher,
+            batch.sample_weight,
+            losses._replace(total=reported),
         )
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, stored = teacher_cache.unpack(x)
         teacher = self._teacher_for(x, stored)
-        student = self._student_outputs(x, training=False)
-        losses = self._loss_terms(
-            y, student, teacher, sample_weight, training=False
-        )
-        return self._report(x, y, student[0], teacher[0], sample_weight, losses)
-
-    def _check_data(self, names, data):
-        """Raises for empty, mis-shaped or non-finite data, naming it.
-
-        Args:
-            names: The names of `x`, `y` and `sample_weight`.
-            data: `(x, y, sample_weight)`, any of them `None`.
-        """
-        # Tensors are read as numpy once, for all the checks.
-        data = keras.tree.map_structure(checks.as_numpy, data)
-        checks.check_not_empty(names[0], data[0])
-        checks.check_x(self.teacher, data[0])
-        checks.check_y(names[1], data[1], output_shape(self.student))
-        for name, value in zip(names, data, strict=True):
-            finite.check_array(name, value)
+        student = self._views.student(x, training=False)
+        losses = self._step_losses(y, student, teacher, sample_weight, False)
+        return self._report(x, y, student, teacher, sample_weight, losses)
 
     def _cache_storage(self, x):
         """The `TeacherCache` to use for `x`, or `None` to run online."""
         storage = self.cache
         if storage is None:
             return None
-        if _overrides(self, Distiller, "prepare_batch"):
+        if self.changes_batches:
             if storage == "auto":
                 return None
             raise ValueError(
@@ -667,8 +635,13 @@ class Distiller(
         if storage is None:
             return x
         if self._teacher_function is None:
+            # A partial, not the method: TensorFlow keys its retracing
+            # warning by the function's code, shared by every Distiller, so
+            # a sweep of Distillers, each tracing its own function once,
+            # would be reported as retracing.
             self._teacher_function = tf.function(
-                self.teacher_outputs, reduce_retracing=True
+                functools.partial(self.teacher_outputs),
+                reduce_retracing=True,
             )
         if isinstance(x, tf.data.Dataset):
             x, stored, self._cached_classes = teacher_cache.keyed_dataset(
@@ -695,65 +668,28 @@ class Distiller(
             )
         return x
 
-    def fit(self, *args, **kwargs):
-        """Trains the student; see `keras.Model.fit`.
-
-        Before training, the teacher's outputs on `x` (and on numpy
-        `validation_data`) are computed once when `cache` allows it; the
-        memory they take is printed (when `verbose`) and their total kept in
-        `teacher_cache_nbytes`.
-        """
-        bound = inspect.signature(super().fit).bind(*args, **kwargs)
-        given = bound.arguments
+    def prepare_fit_data(self, x, validation_data, batch_size, verbose):
+        """Attaches the teacher's outputs to `x` and `validation_data`
+        when `cache` allows it; their memory is printed (when `verbose`)
+        and their total kept in `teacher_cache_nbytes`."""
         self.teacher_cache_nbytes = None
-        self._check_data(
-            ("x", "y", "sample_weight"),
-            tuple(given.get(k) for k in ("x", "y", "sample_weight")),
-        )
-        distribute.check_shuffle(
-            self.distribute_strategy, given.get("x"), given.get("shuffle", True)
-        )
-        validation = given.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) > 1:
-            self._check_data(
-                [f"validation_data[{i}]" for i in range(3)],
-                (*validation, None, None)[:3],
-            )
-        verbose = given.get("verbose", "auto")
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = given.get("batch_size") or 32
-        if given.get("x") is not None:
-            given["x"] = self._with_teacher_outputs(
-                "x", given["x"], batch_size, verbose
-            )
-        if isinstance(validation, (tuple, list)):
-            given["validation_data"] = (
+        if x is not None:
+            x = self._with_teacher_outputs("x", x, batch_size, verbose)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = (
                 self._with_teacher_outputs(
-                    "validation_data[0]", validation[0], batch_size, verbose
+                    "validation_data[0]",
+                    validation_data[0],
+                    batch_size,
+                    verbose,
                 ),
-                *validation[1:],
+                *validation_data[1:],
             )
-        elif validation is not None:
-            given["validation_data"] = self._with_teacher_outputs(
-                "validation_data", validation, batch_size, verbose
+        elif validation_data is not None:
+            validation_data = self._with_teacher_outputs(
+                "validation_data", validation_data, batch_size, verbose
             )
-        hooked = [
-            loss
-            for loss in self._distillation_losses
-            if _overrides(loss, kd_losses.DistillationLoss, "on_epoch_begin")
-        ]
-        given["callbacks"] = [
-            *(given.get("callbacks") or []),
-            *([_EpochHooks(hooked)] if hooked else []),
-            finite.StopOnNonFinite(self._guard),
-        ]
-        return super().fit(*bound.args, **bound.kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        given = inspect.signature(super().evaluate).bind(*args, **kwargs)
-        y = checks.as_numpy(given.arguments.get("y"))
-        checks.check_y("y", y, output_shape(self.student))
-        return super().evaluate(*args, **kwargs)
+        return x, validation_data
 
     def save_student(self, path, overwrite=False):
         """Saves the student alone, as a plain Keras model.
@@ -770,7 +706,7 @@ class Distiller(
         Returns:
             The `Path` written.
         """
-        return saving.save_model(self.student, path, overwrite=overwrite)
+        return save_model(self.student, path, overwrite=overwrite)
 
     def get_config(self):
         cache = self.cache
@@ -784,7 +720,7 @@ class Distiller(
                 self.distillation_loss
             ),
             "alpha": self.alpha,
-            "temperature": self.temperature or _DEFAULT_TEMPERATURE,
+            "temperature": self.temperature or float(_DEFAULT_TEMPERATURE),
             "distillation_loss_weights": self.distillation_loss_weights,
             "cache": False if cache is None else cache,
         }

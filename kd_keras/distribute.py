@@ -28,14 +28,14 @@ import keras
 import tensorflow as tf
 
 from kd_keras import cache as teacher_cache
+from kd_keras import compat
 
 
 def is_multi_worker(strategy):
     """Whether `strategy` is a `MultiWorkerMirroredStrategy` on >1 worker."""
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and compat.in_multi_worker_mode(strategy)
 
 
 def local_batch(strategy, batch):
@@ -126,7 +126,7 @@ def make_step_function(model, step):
     return function
 
 
-class MultiWorkerSteps:
+class MultiWorkerSteps(compat.BuildFromBatch):
     """Mixin of a `keras.Model` whose `fit` works on several workers.
 
     Under a multi-worker `MultiWorkerMirroredStrategy` the step functions
@@ -134,29 +134,33 @@ class MultiWorkerSteps:
     batch; under any other strategy Keras' own functions run.
     """
 
-    def make_train_function(self, force=False):
+    def _multi_worker_function(self, kind, step, force):
+        """`self.<kind>_function` for several workers; `None` otherwise."""
         if not is_multi_worker(self.distribute_strategy):
-            return super().make_train_function(force)
-        if self.train_function is None or force:
-            self.train_function = make_step_function(self, self.train_step)
-        return self.train_function
+            return None
+        attribute = f"{kind}_function"
+        if getattr(self, attribute) is None or force:
+            setattr(self, attribute, make_step_function(self, step))
+        return getattr(self, attribute)
+
+    def make_train_function(self, force=False):
+        return self._multi_worker_function(
+            "train", self.train_step, force
+        ) or super().make_train_function(force)
 
     def make_test_function(self, force=False):
-        if not is_multi_worker(self.distribute_strategy):
-            return super().make_test_function(force)
-        if self.test_function is None or force:
-            self.test_function = make_step_function(self, self.test_step)
-        return self.test_function
+        return self._multi_worker_function(
+            "test", self.test_step, force
+        ) or super().make_test_function(force)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def build_batch(self, iterator):
+        """A local batch to build from, on several workers."""
         strategy = self.distribute_strategy
-        if iterator is None or not is_multi_worker(strategy):
-            return super()._maybe_symbolic_build(iterator, data_batch)
+        if not is_multi_worker(strategy):
+            return None
         for _, _, batches in iterator:
-            data_batch = local_batch(strategy, next(batches))
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            return local_batch(strategy, next(batches))
+        return None
 
 
 class BackupAndRestore(keras.callbacks.Callback):
@@ -218,7 +222,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self._path(index["weights"]))
-        self.model._initial_epoch = index["epoch"]
+        compat.set_initial_epoch(self.model, index["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):
         weights = f"epoch_{epoch + 1}.weights.h5"

@@ -1,5 +1,6 @@
 """Export of a student for deployment: TensorFlow Lite, optionally quantized."""
 
+import time
 import warnings
 from pathlib import Path
 
@@ -70,11 +71,66 @@ def to_tflite(model, quantize="none", representative_x=None):
         return converter.convert()
 
 
-def _interpreter(flatbuffer):
+def _interpreter(flatbuffer, num_threads=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite's deprecation notice
-        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+        interpreter = tf.lite.Interpreter(
+            model_content=flatbuffer, num_threads=num_threads
+        )
     return interpreter
+
+
+def _set_input(interpreter, batch):
+    """Sizes the interpreter for `batch` and sets it, quantized with the
+    input's scale and zero point if the model takes integers."""
+    given = interpreter.get_input_details()[0]
+    expected = tuple(int(n) for n in given["shape"][1:])
+    if tuple(batch.shape[1:]) != expected:
+        raise ValueError(
+            f"The TFLite model takes inputs of shape {expected}, but x has "
+            f"samples of shape {tuple(batch.shape[1:])}."
+        )
+    batch = batch.astype("float32")
+    interpreter.resize_tensor_input(given["index"], batch.shape)
+    interpreter.allocate_tensors()
+    if given["dtype"] != np.float32:
+        scale, zero = given["quantization"]
+        batch = np.round(batch / scale + zero).astype(given["dtype"])
+    interpreter.set_tensor(given["index"], batch)
+
+
+def read_tflite(path):
+    """Reads a TFLite model file, such as `kd-keras export` writes.
+
+    Args:
+        path: The `.tflite` file.
+
+    Returns:
+        The flatbuffer as `bytes`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: The file is not a TFLite model.
+
+    Example:
+
+    ```python
+    flatbuffer = kd_keras.export.read_tflite("student_int8.tflite")
+    accuracy = kd_keras.export.tflite_accuracy(flatbuffer, x_test, y_test)
+    ```
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {str(path)!r}.")
+    flatbuffer = path.read_bytes()
+    try:
+        _interpreter(flatbuffer)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot read the TFLite file {str(path)!r}: it is empty, "
+            f"corrupt, truncated or not a TFLite model ({error})."
+        ) from None
+    return flatbuffer
 
 
 def tflite_predict(flatbuffer, x, batch_size=256):
@@ -91,6 +147,9 @@ def tflite_predict(flatbuffer, x, batch_size=256):
     Returns:
         The outputs as a float32 numpy array.
 
+    Raises:
+        ValueError: The samples of `x` are not of the model's input shape.
+
     Example:
 
     ```python
@@ -100,17 +159,10 @@ def tflite_predict(flatbuffer, x, batch_size=256):
     ```
     """
     interpreter = _interpreter(flatbuffer)
-    given = interpreter.get_input_details()[0]
     returned = interpreter.get_output_details()[0]
     outputs = []
     for start in range(0, len(x), batch_size):
-        batch = x[start : start + batch_size].astype("float32")
-        interpreter.resize_tensor_input(given["index"], batch.shape)
-        interpreter.allocate_tensors()
-        scale, zero = given["quantization"]
-        if given["dtype"] != np.float32:
-            batch = np.round(batch / scale + zero).astype(given["dtype"])
-        interpreter.set_tensor(given["index"], batch)
+        _set_input(interpreter, x[start : start + batch_size])
         interpreter.invoke()
         out = interpreter.get_tensor(returned["index"]).astype("float32")
         scale, zero = returned["quantization"]
@@ -118,6 +170,40 @@ def tflite_predict(flatbuffer, x, batch_size=256):
             out = (out - zero) * scale
         outputs.append(out)
     return np.concatenate(outputs)
+
+
+def tflite_latency_ms(flatbuffer, x, repeats=200):
+    """Median time, in milliseconds, of the TFLite model on one sample.
+
+    The interpreter runs on one thread, as on a phone's core, warmed up
+    first; the time is that of `invoke`, not of Python.
+
+    Args:
+        flatbuffer: The model, from `to_tflite`.
+        x: Inputs, a numpy array; its first sample is used.
+        repeats: Timed calls. Defaults to `200`.
+
+    Returns:
+        The median time in milliseconds, as a float.
+
+    Example:
+
+    ```python
+    flatbuffer = kd_keras.export.to_tflite(student, quantize="int8",
+                                           representative_x=x_train)
+    milliseconds = kd_keras.export.tflite_latency_ms(flatbuffer, x_test)
+    ```
+    """
+    interpreter = _interpreter(flatbuffer, num_threads=1)
+    _set_input(interpreter, x[:1])
+    for _ in range(5):
+        interpreter.invoke()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
 
 
 def tflite_accuracy(flatbuffer, x, y):

@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kd_keras import compat
+
 # What a skipped step found non-finite; `Guard.cause` holds 1 + the index.
 CAUSES = ("inputs", "labels", "sample weights", "loss")
 _BATCH_NAMES = ("x", "y", "sample_weight")
@@ -208,7 +210,7 @@ def _apply_if(finite, optimizer, gradients, variables):
     def apply(gradients):
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
 
-    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+    if compat.supports_no_merge_call():
         ops.cond(finite, lambda: apply(gradients), lambda: None)
         return
 

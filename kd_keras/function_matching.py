@@ -6,9 +6,13 @@ from keras import ops
 
 from kd_keras import losses as kd_losses
 from kd_keras.distiller import Distiller
-from kd_keras.hyperparameters import check_non_negative, check_temperature
+from kd_keras.hyperparameters import (
+    Default,
+    check_non_negative,
+    check_temperature,
+)
 
-_DEFAULT_TEMPERATURE = 1.0
+_DEFAULT_TEMPERATURE = Default(1.0)
 # Halvings of [1/2, 1] that locate the mixup coefficient to float32's
 # resolution (2**-25).
 _BISECTIONS = 24
@@ -73,8 +77,7 @@ class FunctionMatching(Distiller):
     has no Python side effects; the Beta draw is by inverse CDF
     (`larger_beta_share`), so the step compiles with `jit_compile=True`.
     Because every batch is new, the teacher's outputs are never cached
-    (the `Distiller` never caches for a subclass that overrides
-    `prepare_batch`). Integer inputs (e.g. `uint8` images) are
+    (`changes_batches` is `True`). Integer inputs (e.g. `uint8` images) are
     cast to floats to be mixed. Evaluation uses the inputs as they are, and
     reports the student's metrics against the labels when given.
 
@@ -135,10 +138,11 @@ class FunctionMatching(Distiller):
                 f"Received: augmentation={augmentation!r}"
             )
         mixup_alpha = check_non_negative("mixup_alpha", mixup_alpha)
+        explicit = temperature is not _DEFAULT_TEMPERATURE
         temperature = check_temperature(temperature)
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(temperature=temperature)
-        elif temperature != _DEFAULT_TEMPERATURE:
+        elif explicit:
             # The Distiller checks it against the loss's own temperature.
             kwargs["temperature"] = temperature
         super().__init__(

@@ -61,6 +61,14 @@ def check_temperature(temperature):
     return check_positive("temperature", temperature)
 
 
+class Default(float):
+    """A default number, told apart from the same number passed explicitly.
+
+    A signature shows it as the number; `value is DEFAULT` says whether a
+    caller passed one.
+    """
+
+
 class Hyperparameter:
     """A float attribute stored in a non-trainable `keras.Variable`.
 

@@ -1,93 +1,172 @@
-"""The distillation methods by name, for the command line and benchmarks.
+"""The distillation methods by name: one registry for the library, the
+command line and the benchmarks.
 
-A loss method (`METHODS`) is a loss of `kd_keras.losses` with the weight it
-gets against the other terms and the defaults of its paper:
+`REGISTRY` holds every method as a `Method`: its name, a one-line summary
+and its defaults. A loss method names a loss of `kd_keras.losses`, with the
+weight its term gets against the other terms and the defaults of its paper:
 `distillation_losses("dkd", temperature=4.0, beta=8.0)` builds what
 `Distiller(distillation_loss=..., distillation_loss_weights=...)` takes.
-A scheme (`SCHEMES`) trains differently: several models in turn or at once,
-or augmented batches; `train_scheme` runs one with Hinton KD.
+A scheme trains differently: several models in turn or at once, or
+augmented batches; `train_scheme` runs one with Hinton KD. `METHODS` and
+`SCHEMES` are the two kinds, in the registry's order.
+
+Importing this module loads neither TensorFlow nor Keras: a loss class is
+named here and looked up in `kd_keras.losses` only when a loss is built or
+its parameters are read, so `kd-keras --help` lists the methods at once.
 """
 
 import dataclasses
+import importlib
 import inspect
 import json
 
-import keras
-
-from kd_keras import chains, losses, models
-from kd_keras.function_matching import FunctionMatching
-from kd_keras.mutual import MutualLearning
+# Arguments of a loss that are not the user's to set with `--param`.
+_NOT_PARAMETERS = ("self", "reduction", "name", "dtype", "temperature")
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A named distillation method.
+    """A named distillation method: a loss, or a training scheme.
 
     Args:
-        loss: The `kd_keras.losses` class.
+        name: The name, as `kd-keras distill --method` takes it.
         summary: One line for `--help`.
-        weight: Default weight of its term. Feature losses are small
+        loss_name: Name of the method's class in `kd_keras.losses`, or
+            `None` for a scheme. Defaults to `None`.
+        weight: Default weight of a loss's term. Feature losses are small
             numbers and get the weight their paper's code gives them.
             Defaults to `1.0`.
-        defaults: Defaults of the loss's arguments that differ from the
-            class's own (the paper's settings for the benchmarks). Defaults
-            to `{}`.
+        defaults: For a loss, the defaults of its arguments that differ
+            from the class's own (the paper's settings for the
+            benchmarks); for a scheme, every parameter with its default.
+            Defaults to `{}`.
+        required: Parameters without a default that must be given, each
+            with what it takes, for `--help` (e.g. `{"teacher_layer":
+            "NAME"}`). Defaults to `{}`.
+        teacher: Whether the method learns from a teacher (`dml` trains
+            students together without one). Defaults to `True`.
 
     Example:
 
     >>> method = kd_keras.methods.METHODS["fitnet"]
     >>> method.loss.__name__, method.weight
     ('FitNet', 100.0)
+    >>> kd_keras.methods.SCHEMES["born_again"].defaults
+    {'generations': 2}
     """
 
-    loss: type
+    name: str
     summary: str
+    loss_name: str | None = None
     weight: float = 1.0
     defaults: dict = dataclasses.field(default_factory=dict)
+    required: dict = dataclasses.field(default_factory=dict)
+    teacher: bool = True
+
+    @property
+    def is_scheme(self):
+        """Whether the method is a training scheme rather than a loss."""
+        return self.loss_name is None
+
+    @property
+    def loss(self):
+        """The `kd_keras.losses` class (imports Keras), `None` for a scheme."""
+        if self.is_scheme:
+            return None
+        return getattr(
+            importlib.import_module("kd_keras.losses"), self.loss_name
+        )
 
     @property
     def parameters(self):
-        """Names of the loss's arguments a user may set."""
+        """Names of the parameters a user may set, besides a loss's weight."""
+        if self.is_scheme:
+            return [*self.required, *self.defaults]
         signature = inspect.signature(self.loss.__init__).parameters
-        return [
-            name
-            for name in signature
-            if name not in ("self", "reduction", "name", "dtype", "temperature")
-        ]
+        return [name for name in signature if name not in _NOT_PARAMETERS]
 
     @property
     def tempered(self):
+        """Whether the temperature applies (every scheme uses Hinton KD)."""
+        if self.is_scheme:
+            return True
         return "temperature" in inspect.signature(self.loss.__init__).parameters
 
 
-METHODS = {
-    "kd": Method(losses.KD, "Hinton KD: T^2 KL of softened probabilities"),
-    "soft_ce": Method(
-        losses.SoftTargetCrossEntropy, "cross-entropy to soft targets"
-    ),
-    "logit_mse": Method(losses.LogitMSE, "MSE between logits"),
-    "dkd": Method(
-        losses.DKD,
-        "decoupled KD (warm-up: 1 epoch; the paper: 20 of 240)",
-        defaults={"warmup": 1},
-    ),
-    "dist": Method(losses.DIST, "DIST: inter- and intra-class correlation"),
-    "multilabel": Method(
-        losses.MultiLabelKD, "per-label sigmoid KD for multi-label teachers"
-    ),
-    "regression": Method(
-        losses.RegressionKD, "MSE or Huber to the teacher's outputs"
-    ),
-    "fitnet": Method(
-        losses.FitNet, "FitNets hints on named layers", weight=100.0
-    ),
-    "at": Method(
-        losses.AttentionTransfer,
-        "attention transfer on named layers",
-        weight=1000.0,
-    ),
-    "rkd": Method(losses.RKD, "relational KD: distances and angles"),
+_LAYERS = {"teacher_layer": "NAME", "student_layer": "NAME"}
+
+REGISTRY = {
+    method.name: method
+    for method in (
+        Method("kd", "Hinton KD: T^2 KL of softened probabilities", "KD"),
+        Method(
+            "soft_ce", "cross-entropy to soft targets", "SoftTargetCrossEntropy"
+        ),
+        Method("logit_mse", "MSE between logits", "LogitMSE"),
+        Method(
+            "dkd",
+            "decoupled KD (warm-up: 1 epoch; the paper: 20 of 240)",
+            "DKD",
+            defaults={"warmup": 1},
+        ),
+        Method("dist", "DIST: inter- and intra-class correlation", "DIST"),
+        Method(
+            "multilabel",
+            "per-label sigmoid KD for multi-label teachers",
+            "MultiLabelKD",
+        ),
+        Method(
+            "regression",
+            "MSE or Huber to the teacher's outputs",
+            "RegressionKD",
+        ),
+        Method(
+            "fitnet",
+            "FitNets hints on named layers",
+            "FitNet",
+            weight=100.0,
+            required=_LAYERS,
+        ),
+        Method(
+            "at",
+            "attention transfer on named layers",
+            "AttentionTransfer",
+            weight=1000.0,
+            required=_LAYERS,
+        ),
+        Method(
+            "rkd",
+            "relational KD: distances and angles between samples, of the "
+            "outputs or of named layers (teacher_layer, student_layer)",
+            "RKD",
+        ),
+        Method(
+            "born_again",
+            "born-again generations of the student, each teaching the next",
+            defaults={"generations": 2},
+        ),
+        Method(
+            "takd",
+            "teacher assistant KD: teacher -> assistant -> student",
+            required={"assistant": "mlp|cnn|FILE"},
+        ),
+        Method(
+            "dml",
+            "deep mutual learning: the student and peers copies of it learn "
+            "together",
+            defaults={"peers": 1},
+            teacher=False,
+        ),
+        Method(
+            "function_matching",
+            "teacher and student on the same shifted, mixed-up images, no "
+            "labels",
+            defaults={"mixup_alpha": 1.0, "shift": 0.1},
+        ),
+    )
 }
+METHODS = {name: m for name, m in REGISTRY.items() if not m.is_scheme}
+SCHEMES = {name: m for name, m in REGISTRY.items() if m.is_scheme}
 
 
 def parse_value(text):
@@ -122,6 +201,10 @@ def distillation_losses(name, temperature=4.0, **parameters):
     >>> type(losses[0]).__name__, weights
     ('AttentionTransfer', [1000.0])
     """
+    if name in SCHEMES:
+        raise ValueError(
+            f"{name} is a scheme, not a loss: train with it by train_scheme."
+        )
     if name not in METHODS:
         raise ValueError(
             f"Unknown method {name!r}. Choose one of: {', '.join(METHODS)}."
@@ -144,37 +227,20 @@ def distillation_losses(name, temperature=4.0, **parameters):
         raise ValueError(f"{name}: {error}") from None
 
 
-SCHEMES = {
-    "born_again": "born-again generations of the student, each teaching "
-    "the next (generations=2)",
-    "takd": "teacher -> assistant -> student (assistant=mlp|cnn|FILE: the "
-    "built-in assistant or a model file)",
-    "dml": "deep mutual learning: the student and peers copies of it learn "
-    "together, no teacher (peers=1)",
-    "function_matching": "teacher and student on the same shifted, mixed-up "
-    "images, no labels (mixup_alpha=1.0, shift=0.1)",
-}
-_SCHEME_PARAMETERS = {
-    "born_again": {"generations": 2},
-    "takd": {"assistant": None},
-    "dml": {"peers": 1},
-    "function_matching": {"mixup_alpha": 1.0, "shift": 0.1},
-}
-
-
 def _scheme_parameters(name, parameters):
     if name not in SCHEMES:
         raise ValueError(
             f"Unknown scheme {name!r}. Choose one of: {', '.join(SCHEMES)}."
         )
-    defaults = _SCHEME_PARAMETERS[name]
-    unknown = set(parameters) - set(defaults)
+    scheme = SCHEMES[name]
+    unknown = set(parameters) - set(scheme.parameters)
     if unknown:
         raise ValueError(
             f"{name} has no parameter {', '.join(sorted(unknown))}. Its "
-            f"parameters: {', '.join(defaults)}."
+            f"parameters: {', '.join(scheme.parameters)}."
         )
-    return {**defaults, **parameters}
+    # A required parameter left out is None, refused where it is used.
+    return {**dict.fromkeys(scheme.required), **scheme.defaults, **parameters}
 
 
 def check_scheme(name, parameters):
@@ -182,13 +248,9 @@ def check_scheme(name, parameters):
     _scheme_parameters(name, parameters)
 
 
-def _copy_of(model, name):
-    copy = keras.models.clone_model(model)
-    copy.name = name
-    return copy
-
-
 def _assistant(assistant, student, load):
+    from kd_keras import models
+
     if assistant in models.ARCHITECTURES:
         return models.build(
             assistant,
@@ -245,10 +307,18 @@ def train_scheme(
     )
     ```
     """
+    import keras
+
+    from kd_keras import chains, models
+    from kd_keras.function_matching import FunctionMatching
+    from kd_keras.mutual import MutualLearning
+
     parameters = _scheme_parameters(name, parameters)
     if name == "dml":
         peers = [
-            _copy_of(student, f"{student.name}_peer_{i + 1}")
+            models.copy_model(
+                student, f"{student.name}_peer_{i + 1}", same_weights=False
+            )
             for i in range(int(parameters["peers"]))
         ]
         cohort = MutualLearning([student, *peers], temperature=temperature)

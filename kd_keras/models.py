@@ -166,6 +166,29 @@ def cnn_assistant(input_shape=(28, 28, 1), num_classes=10):
     return cnn(input_shape, num_classes, (16, 32), 64, "cnn_assistant")
 
 
+def copy_model(model, name, same_weights=True):
+    """A model of `model`'s architecture named `name`.
+
+    Args:
+        model: The model to copy.
+        name: The copy's name.
+        same_weights: Whether the copy starts from `model`'s weights, or
+            from new ones drawn by its initializers. Defaults to `True`.
+
+    Example:
+
+    >>> model = kd_keras.models.mlp((4,), 3, (8,))
+    >>> twin = kd_keras.models.copy_model(model, "twin")
+    >>> twin.name, bool((twin.get_weights()[0] == model.get_weights()[0]).all())
+    ('twin', True)
+    """
+    copy = keras.models.clone_model(model)
+    if same_weights:
+        copy.set_weights(model.get_weights())
+    copy.name = name
+    return copy
+
+
 ARCHITECTURES = ("mlp", "cnn")
 _BUILDERS = {
     ("mlp", "teacher"): mlp_teacher,

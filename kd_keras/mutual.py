@@ -4,61 +4,20 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from kd_keras import distribute, saving
+from kd_keras import finite
 from kd_keras import losses as kd_losses
-from kd_keras.distiller import StudentLossConfig, replica_count
 from kd_keras.hyperparameters import check_temperature
-from kd_keras.outputs import (
-    check_model_list,
-    label_loss,
-    output_activation,
-    to_logits,
-)
+from kd_keras.saving import save_model
+from kd_keras.trainer import Batch, Trainer
+from kd_keras.validation import check_students
+from kd_keras.views import ModelView
 
 
-def _check_students(students):
-    check_model_list("students", students, minimum=2)
-    for i, student in enumerate(students):
-        if student.built and not student.trainable_weights:
-            raise ValueError(
-                f"students[{i}] ({student.name!r}) has no trainable weights."
-            )
-    if len({id(student) for student in students}) < len(students):
-        raise ValueError(
-            "students must be different models. Clone a model with "
-            "keras.models.clone_model to train copies of it."
-        )
-    names = [student.name for student in students]
-    if len(set(names)) < len(names):
-        raise ValueError(
-            "students must have distinct names, which name their losses "
-            f"and metrics. Received names: {names}"
-        )
-    shapes = {}
-    for student in students:
-        outputs = getattr(student, "outputs", None)
-        if outputs and len(outputs) > 1:
-            raise ValueError(
-                f"Each student must have one output. Received: "
-                f"{student.name!r} with {len(outputs)} outputs."
-            )
-        if outputs:
-            shapes[student.name] = tuple(outputs[0].shape[1:])
-        if output_activation(student) == "sigmoid":
-            raise ValueError(
-                "MutualLearning compares softmax distributions, but "
-                f"{student.name!r} ends in a sigmoid. Remove the sigmoid so "
-                "it returns logits."
-            )
-    if len(set(shapes.values())) > 1:
-        raise ValueError(
-            f"All students must have the same output shape. Received: {shapes}"
-        )
-    if any(shape[-1] < 2 for shape in shapes.values()):
-        raise ValueError(
-            "MutualLearning compares softmax distributions over classes, but "
-            f"the students have a single output unit: {shapes}"
-        )
+class _Views:
+    """Each student's `ModelView`, in a plain holder Keras does not track."""
+
+    def __init__(self, students):
+        self.students = students
 
 
 def _copy_metric(metric):
@@ -69,12 +28,7 @@ def _copy_metric(metric):
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
-class MutualLearning(
-    distribute.MultiWorkerSteps,
-    StudentLossConfig,
-    saving.ReliableSaving,
-    keras.Model,
-):
+class MutualLearning(Trainer):
     """Deep mutual learning: students trained together, each one's peers.
 
     There is no teacher. Every student learns from the labels and from the
@@ -134,13 +88,13 @@ class MutualLearning(
 
     def __init__(self, students, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
-        _check_students(students)
+        check_students(students)
         self.students = list(students)
-        self._activations = [output_activation(s) for s in students]
+        # Keras tracks the students (and saves them) through `students`.
+        self._views = _Views([ModelView(s, [], "student") for s in students])
         self.distillation_loss = kd_losses.KD(
             temperature=check_temperature(temperature)
         )
-        self.student_loss_fn = None
         self.student_loss_trackers = [
             keras.metrics.Mean(name=f"{student.name}_loss")
             for student in students
@@ -214,39 +168,34 @@ class MutualLearning(
             **kwargs,
         )
 
-    def _label_loss(self, y, outputs, activation, sample_weight):
-        loss_fn = label_loss(self.student_loss_fn, y, outputs, activation)
-        return ops.cast(loss_fn(y, outputs, sample_weight), "float32")
+    @property
+    def data_model(self):
+        return self.students[0]
 
     def _cohort_losses(self, y, outputs, sample_weight):
         """The loss of each student on one batch.
 
-        As in `Distiller`, regularization is divided by the number of
-        replicas so that the summed gradients are those of the global batch.
+        Args:
+            y: The labels.
+            outputs: Each student's `views.Outputs`.
+            sample_weight: The sample weights, or `None`.
         """
-        logits = [
-            to_logits(output, activation)
-            for output, activation in zip(
-                outputs, self._activations, strict=True
-            )
-        ]
-        peers = [ops.stop_gradient(z) for z in logits]
+        peers = [ops.stop_gradient(o.logits) for o in outputs]
         losses = []
-        for i, student in enumerate(self.students):
+        for i, (student, view, own) in enumerate(
+            zip(self.students, self._views.students, outputs, strict=True)
+        ):
             mimicry = sum(
                 self.distillation_loss(
-                    peer, logits[i], sample_weight=sample_weight
+                    peer, own.logits, sample_weight=sample_weight
                 )
                 for j, peer in enumerate(peers)
                 if j != i
             ) / (len(peers) - 1)
-            loss = mimicry + self._label_loss(
-                y, outputs[i], self._activations[i], sample_weight
+            hard = self.hard_label_loss(
+                y, own.output, view.activation, sample_weight
             )
-            if student.losses:
-                regularization = ops.cast(ops.sum(student.losses), "float32")
-                loss = loss + regularization / replica_count()
-            losses.append(loss)
+            losses.append(mimicry + hard + self.regularization(student))
         return losses
 
     @staticmethod
@@ -282,36 +231,43 @@ class MutualLearning(
             sample_weight,
         )
 
-    def _report(self, x, y, outputs, sample_weight, losses):
-        batch_size = ops.shape(keras.tree.flatten(x)[0])[0]
-        replicas = replica_count()
-        self._loss_tracker.update_state(
-            sum(losses) * replicas, sample_weight=batch_size
+    def _outputs(self, x, training):
+        return [view(x, training=training) for view in self._views.students]
+
+    def _report(self, x, y, outputs, sample_weight, losses, total):
+        self.report(
+            x,
+            [
+                (self.loss_tracker, total),
+                *zip(self.student_loss_trackers, losses, strict=True),
+            ],
         )
-        for tracker, loss in zip(
-            self.student_loss_trackers, losses, strict=True
-        ):
-            tracker.update_state(loss * replicas, sample_weight=batch_size)
-        return self.compute_metrics(x, y, outputs, sample_weight)
+        return self.compute_metrics(
+            x, y, [o.output for o in outputs], sample_weight
+        )
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._require_labels(y)
+        batch = Batch(*keras.utils.unpack_x_y_sample_weight(data))
+        self._require_labels(batch.y)
+        y = finite.zero_non_finite(batch.y)
         with tf.GradientTape() as tape:
-            outputs = [student(x, training=True) for student in self.students]
-            losses = self._cohort_losses(y, outputs, sample_weight)
-            scaled = self.optimizer.scale_loss(sum(losses))
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._report(x, y, outputs, sample_weight, losses)
+            outputs = self._outputs(batch.x, training=True)
+            losses = self._cohort_losses(y, outputs, batch.sample_weight)
+            total = sum(losses)
+            scaled = self.optimizer.scale_loss(total)
+        reported = self.apply_update(
+            tape, scaled, total, self.trainable_variables, batch
+        )
+        return self._report(
+            batch.x, y, outputs, batch.sample_weight, losses, reported
+        )
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._require_labels(y)
-        outputs = [student(x, training=False) for student in self.students]
+        outputs = self._outputs(x, training=False)
         losses = self._cohort_losses(y, outputs, sample_weight)
-        return self._report(x, y, outputs, sample_weight, losses)
+        return self._report(x, y, outputs, sample_weight, losses, sum(losses))
 
     def save_student(self, index, path, overwrite=False):
         """Saves one student alone, as a plain Keras model.
@@ -334,9 +290,7 @@ class MutualLearning(
             raise ValueError(
                 f"index must be in [0, {count}). Received: index={index}"
             )
-        return saving.save_model(
-            self.students[index], path, overwrite=overwrite
-        )
+        return save_model(self.students[index], path, overwrite=overwrite)
 
     def get_config(self):
         return {

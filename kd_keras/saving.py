@@ -12,6 +12,8 @@ from pathlib import Path
 import h5py
 import keras
 
+from kd_keras import compat
+
 WRITABLE_EXTENSIONS = (".keras", ".h5", ".hdf5")
 
 
@@ -77,38 +79,6 @@ def atomic_path(path, overwrite=False):
             os.unlink(tmp)
 
 
-_SKIPSET_TYPES = (
-    "Operation",
-    "Layer",
-    "Functional",
-    "Sequential",
-    "Metric",
-    "Optimizer",
-    "Loss",
-)
-
-
-def _cache_keras_skipsets():
-    """Works around Keras caching its saving skip-sets under a wrong name.
-
-    Keras (3.15, `saving_lib.get_attr_skipset`) stores each set under
-    `saving_attr_skipset_<type>` but looks for `saving_attr_skiplist_<type>`,
-    so every save builds reference objects again, among them an
-    `Optimizer` with its variables: resident memory then grows by about
-    70 KiB per save of a compiled model (a `BackupAndRestore` backup).
-    Stores the sets under the name Keras reads.
-    """
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.saving.saving_lib import get_attr_skipset
-    except ImportError:
-        return
-    for obj_type in _SKIPSET_TYPES:
-        key = f"saving_attr_skiplist_{obj_type}"
-        if global_state.get_global_attribute(key) is None:
-            global_state.set_global_attribute(key, get_attr_skipset(obj_type))
-
-
 def _local_file(filepath):
     """Whether `filepath` names a local file (not a URL, a stream...)."""
     return isinstance(filepath, (str, os.PathLike)) and (
@@ -141,7 +111,7 @@ class ReliableSaving:
 
     def save(self, filepath, overwrite=True, **kwargs):
         """`keras.Model.save`, atomic for a local file."""
-        _cache_keras_skipsets()
+        compat.cache_saving_skipsets()
         if not _local_file(filepath) or kwargs.get("zipped") is False:
             return super().save(filepath, overwrite=overwrite, **kwargs)
         with atomic_path(filepath, overwrite) as tmp:
@@ -149,7 +119,7 @@ class ReliableSaving:
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
         """`keras.Model.save_weights`, atomic for a local file."""
-        _cache_keras_skipsets()
+        compat.cache_saving_skipsets()
         if not _local_file(filepath):
             return super().save_weights(filepath, overwrite, **kwargs)
         with atomic_path(filepath, overwrite) as tmp:
@@ -197,7 +167,7 @@ def save_model(model, path, overwrite=False):
     check_extension(path)
     # A deployed student needs no optimizer state; `.keras` always has it.
     options = {} if path.suffix == ".keras" else {"include_optimizer": False}
-    _cache_keras_skipsets()
+    compat.cache_saving_skipsets()
     with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
         model.save(tmp, **options)
     return path
@@ -227,7 +197,7 @@ def save_weights(model, path, overwrite=False):
         raise ValueError(
             f"path must end in .weights.h5. Received: path={str(path)!r}"
         )
-    _cache_keras_skipsets()
+    compat.cache_saving_skipsets()
     with atomic_path(path, overwrite) as tmp:
         model.save_weights(tmp, overwrite=True)
     return path

@@ -13,7 +13,8 @@ import keras
 from keras import ops
 
 from kd_keras.hyperparameters import check_non_negative
-from kd_keras.outputs import check_model_list, output_activation, to_logits
+from kd_keras.validation import check_model_list
+from kd_keras.views import output_activation, single_output, to_logits
 
 AVERAGES = ("probabilities", "logits")
 
@@ -65,7 +66,7 @@ class EnsembleAverage(keras.layers.Layer):
     Called on a list of teacher outputs of one shape, it returns logits
     whose softmax is the ensemble's prediction. Outputs marked `"softmax"`
     in `activations` are read as log-probabilities, `"sigmoid"` outputs as
-    the logits the sigmoid was applied to (`kd_keras.outputs.to_logits`).
+    the logits the sigmoid was applied to (`kd_keras.views.to_logits`).
     Computed in float32.
 
     Formula:
@@ -189,22 +190,16 @@ class EnsembleAverage(keras.layers.Layer):
 
 def _signature(model, role):
     """`(input spec, output shape)` of a model with defined inputs."""
-    inputs = getattr(model, "inputs", None)
-    outputs = getattr(model, "outputs", None)
-    if not inputs or not outputs:
+    output = single_output(model, role)
+    if output is None or not getattr(model, "inputs", None):
         raise ValueError(
             f"{role} {model.name!r} has no defined inputs and outputs. "
             "Use functional or Sequential teachers built on keras.Input."
         )
-    if len(outputs) != 1:
-        raise ValueError(
-            f"Each teacher must have one output. Received: {role} "
-            f"{model.name!r} with {len(outputs)} outputs."
-        )
     spec = keras.tree.map_structure(
         lambda t: (tuple(t.shape[1:]), t.dtype), model.input
     )
-    return spec, tuple(outputs[0].shape[1:])
+    return spec, tuple(output.shape[1:])
 
 
 def _check_teachers(teachers):

@@ -58,6 +58,17 @@ def np_mlp_gradients(weights, x, output_gradient):
     ]
 
 
+def assert_one_sgd_step(before, after, x, output_gradient, learning_rate):
+    """`after` is `before` moved by one SGD step down the hand-derived
+    gradient of `make_mlp`'s weights (`np_mlp_gradients`)."""
+    gradients = np_mlp_gradients(before, x, output_gradient)
+    for old, gradient, new in zip(before, gradients, after, strict=True):
+        np.testing.assert_allclose(
+            old - learning_rate * gradient, new, atol=1e-6
+        )
+        assert not np.array_equal(new, old)
+
+
 class CountingDistiller(kd_keras.Distiller):
     """Counts the traces of its train step."""
 

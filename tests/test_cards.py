@@ -3,7 +3,7 @@ import json
 import pytest
 from conftest import make_mlp
 
-from kd_keras import cards
+from kd_keras.app import cards
 from kd_keras.saving import save_model
 
 

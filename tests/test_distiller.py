@@ -4,7 +4,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, FEATURES, make_data, make_mlp, np_mlp_gradients
+from conftest import (
+    CLASSES,
+    FEATURES,
+    assert_one_sgd_step,
+    make_data,
+    make_mlp,
+)
 from test_losses import (
     np_cross_entropy_logit_gradient,
     np_kd,
@@ -13,7 +19,7 @@ from test_losses import (
 )
 
 import kd_keras
-from kd_keras import losses
+from kd_keras import losses, models, views
 
 HISTORY_KEYS = {
     "loss",
@@ -99,11 +105,7 @@ def test_one_train_step_follows_the_gradient(teacher, student, data):
         0.3 * np_cross_entropy_logit_gradient(y, s)
         + 0.7 * np_kd_logit_gradient(t, s, 4.0)
     ) / len(x)
-    gradients = np_mlp_gradients(before, x, logit_gradient)
-    for old, gradient, new in zip(
-        before, gradients, student.get_weights(), strict=True
-    ):
-        np.testing.assert_allclose(old - 0.1 * gradient, new, atol=1e-6)
+    assert_one_sgd_step(before, student.get_weights(), x, logit_gradient, 0.1)
 
 
 def dropout_teacher(with_batch_norm):
@@ -512,11 +514,71 @@ def test_bad_alpha(teacher, student, alpha, error):
         distiller.compile("adam", alpha=alpha)
 
 
-def test_conflicting_temperatures(teacher, student):
+@pytest.mark.parametrize("temperature", [3.0, 4.0])
+def test_conflicting_temperatures(teacher, student, temperature):
+    # 4.0, the default's value, passed explicitly, conflicts too.
     with pytest.raises(ValueError, match="conflicts"):
         kd_keras.Distiller(
-            teacher, student, distillation_loss=losses.KD(2.0), temperature=3.0
+            teacher,
+            student,
+            distillation_loss=losses.KD(2.0),
+            temperature=temperature,
         )
+    kd_keras.Distiller(teacher, student, losses.KD(2.0), temperature=2.0)
+
+
+def confident_softmax_teacher(teacher):
+    """`teacher` with logits scaled up, ending in a softmax layer: some of
+    its probabilities are far below 1e-12 (and 0 in float32)."""
+    inputs = keras.Input((FEATURES,))
+    logits = keras.layers.Rescaling(20.0)(teacher(inputs))
+    return keras.Model(inputs, keras.layers.Softmax()(logits)), keras.Model(
+        inputs, logits
+    )
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0, 10.0])
+def test_a_softmax_teacher_is_distilled_as_its_logits_twin(
+    teacher, student, data, temperature
+):
+    x, y = data
+    softmax_teacher, logits_teacher = confident_softmax_teacher(teacher)
+    probabilities = softmax_teacher.predict(x, verbose=0)
+    assert probabilities.min() < 1e-12
+    values = [
+        kd_keras.Distiller(t, student, temperature=temperature)
+        .teacher_outputs(x)[0]
+        .numpy()
+        for t in (softmax_teacher, logits_teacher)
+    ]
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-6)
+    logs = [
+        compiled(t, student, temperature=temperature).evaluate(
+            x, y, batch_size=len(x), verbose=0, return_dict=True
+        )
+        for t in (softmax_teacher, logits_teacher)
+    ]
+    np.testing.assert_allclose(
+        logs[0]["distillation_loss"], logs[1]["distillation_loss"], rtol=1e-6
+    )
+
+
+def test_a_softmax_dense_student_is_read_through_its_logits(teacher, data):
+    """A `Dense(activation="softmax")` student's logits come from its graph."""
+    x, _ = data
+    inputs = keras.Input((FEATURES,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    softmax = keras.Model(
+        inputs, keras.layers.Dense(CLASSES, activation="softmax")(hidden)
+    )
+    logits = models.copy_model(softmax, "logits")
+    logits.layers[-1].activation = keras.activations.linear
+    view = views.ModelView(softmax, [], "student")
+    # Eager against a compiled graph: the kernels may differ in the last
+    # bits, so the tolerance is absolute, far below any softmax's log.
+    np.testing.assert_allclose(
+        view(x).logits.numpy(), logits.predict(x, verbose=0), atol=1e-5
+    )
 
 
 def test_labels_out_of_range(teacher, student, data):
@@ -623,8 +685,25 @@ def test_keras_io_compile_on_single_output_models_is_refused(data):
     [(keras.ops.softmax, "softmax"), (keras.ops.sigmoid, "sigmoid")],
 )
 def test_an_output_op_is_read_as_its_activation(op, activation):
-    from kd_keras.outputs import output_activation
+    from kd_keras.views import output_activation
 
     inputs = keras.Input((FEATURES,))
     model = keras.Model(inputs, op(keras.layers.Dense(CLASSES)(inputs)))
     assert output_activation(model) == activation
+
+
+def test_a_prepare_batch_override_is_never_cached(teacher, student, data):
+    """A subclass changing its batches in `prepare_batch` gets them
+    through the teacher at every step: nothing is cached."""
+
+    class Doubled(kd_keras.Distiller):
+        def prepare_batch(self, x, y):
+            return 2.0 * x, y
+
+    x, y = data
+    distiller = Doubled(teacher, student)
+    distiller.compile("sgd")
+    assert distiller.changes_batches
+    assert not kd_keras.Distiller(teacher, student).changes_batches
+    distiller.fit(x, y, epochs=1, verbose=0)
+    assert distiller.teacher_cache_nbytes is None

@@ -4,6 +4,12 @@ A docstring has a one-line summary, `Args:` naming every argument (those
 with a default end "Defaults to ..."), an `Example:` with a `>>>` or
 ```` ```python ```` block, a `Formula:` for the losses and `References:`
 with a paper link for the methods that come from a paper.
+
+A function of `kd_keras.losses` may instead name the loss class it is the
+functional form of, as Keras documents `KLDivergence` fully and
+`kl_divergence` briefly: "see `KD`" stands for the `Formula:` and
+`References:` of the class `kd_keras.losses.KD`, which must have them
+itself.
 """
 
 import doctest
@@ -125,6 +131,51 @@ def parameters(obj):
     ]
 
 
+# "see `KD`": a function naming the loss class that documents it in full.
+# The docstring may wrap between "see" and the name.
+SEE_CLASS = re.compile(r"\bsee\s+`(\w+)`", re.IGNORECASE)
+
+
+def has_references(titled):
+    """Whether the `References:` section links to a paper."""
+    return bool(
+        re.search(
+            r"https://(arxiv\.org|doi\.org)/", titled.get("References", "")
+        )
+    )
+
+
+def documenting_class(name, obj):
+    """`(class, problem)`: the loss class `obj`'s docstring defers to.
+
+    Only a function of `kd_keras.losses` may defer, by "see `Class`"; the
+    class must be a loss of `kd_keras.losses` with a `Formula:` and a
+    `References:` linking a paper in its own docstring. `(None, None)` when
+    the docstring names no class, `(None, message)` when it names one that
+    does not qualify.
+    """
+    if not (name.startswith("kd_keras.losses.") and inspect.isfunction(obj)):
+        return None, None
+    match = SEE_CLASS.search(inspect.getdoc(obj) or "")
+    if match is None:
+        return None, None
+    class_name = match.group(1)
+    cls = getattr(kd_keras.losses, class_name, None)
+    if not (
+        class_name in kd_keras.losses.__all__
+        and inspect.isclass(cls)
+        and issubclass(cls, keras.losses.Loss)
+    ):
+        return None, f"see `{class_name}`: not a loss class of kd_keras.losses"
+    # The class's own docstring, not one inherited from its base.
+    titled = sections(inspect.cleandoc(vars(cls).get("__doc__") or ""))
+    if "Formula" not in titled or not has_references(titled):
+        return None, (
+            f"see `{class_name}`: the class lacks Formula: or References:"
+        )
+    return cls, None
+
+
 def problems(name, obj):
     """What the docstring of `obj` lacks, as a list of messages."""
     doc = inspect.getdoc(obj) or ""
@@ -150,13 +201,18 @@ def problems(name, obj):
     is_loss = name.startswith("kd_keras.losses.") or name == (
         "kd_keras.distillation_loss"
     )
-    if is_loss and name.rsplit(".", 1)[1] not in LOSS_BASES:
-        if "Formula" not in titled:
-            found.append("loss without Formula:")
-    if name in PAPERS and not re.search(
-        r"https://(arxiv\.org|doi\.org)/", titled.get("References", "")
-    ):
-        found.append("no References: with an arXiv or DOI link")
+    needs_formula = is_loss and name.rsplit(".", 1)[1] not in LOSS_BASES
+    lacks_formula = needs_formula and "Formula" not in titled
+    lacks_references = name in PAPERS and not has_references(titled)
+    if lacks_formula or lacks_references:
+        cls, problem = documenting_class(name, obj)
+        if problem:
+            found.append(problem)
+        if cls is None:
+            if lacks_formula:
+                found.append("loss without Formula:")
+            if lacks_references:
+                found.append("no References: with an arXiv or DOI link")
     return found
 
 
@@ -208,6 +264,71 @@ def test_problems_are_found():
         "Args: 'y' lacks 'Defaults to'",
         "no Example: with a >>> or ```python block",
     ]
+
+
+def _twin(doc):
+    """A documented function `(teacher, student, temperature=4.0)`."""
+
+    def twin(teacher, student, temperature=4.0):
+        pass
+
+    twin.__doc__ = doc
+    return twin
+
+
+TWIN_DOC = """Twin.
+
+    {pointer}
+
+    Args:
+        teacher: Teacher logits.
+        student: Student logits.
+        temperature: Temperature. Defaults to `4.0`.
+
+    Example:
+
+    >>> 1
+    1
+    """
+
+
+def test_a_function_may_defer_to_its_loss_class():
+    twin = _twin(TWIN_DOC.format(pointer="The functional form of `KD`."))
+    # Naming the class is not enough: the docstring must point to it.
+    assert problems("kd_keras.losses.kd", twin) == [
+        "loss without Formula:",
+        "no References: with an arXiv or DOI link",
+    ]
+    pointing = _twin(TWIN_DOC.format(pointer="See `KD` for the formula."))
+    assert problems("kd_keras.losses.kd", pointing) == []
+    wrapped = _twin(TWIN_DOC.format(pointer="The form of `KD`; see\n    `KD`."))
+    assert problems("kd_keras.losses.kd", wrapped) == []
+    # Only to a loss class of kd_keras.losses with Formula: and References:.
+    for target, problem in [
+        ("Nope", "not a loss class"),
+        ("kd", "not a loss class"),  # a function
+        ("Hyperparameter", "not a loss class"),  # not in kd_keras.losses
+        ("TemperatureLoss", "lacks Formula: or References:"),
+        ("SoftenedLoss", "lacks Formula: or References:"),  # no paper link
+    ]:
+        doc = TWIN_DOC.format(pointer=f"See `{target}` for the formula.")
+        messages = problems("kd_keras.losses.kd", _twin(doc))
+        assert any(problem in m for m in messages), (target, messages)
+        assert "loss without Formula:" in messages
+    # Every other requirement stays.
+    bare = _twin("see `KD`")
+    assert len(problems("kd_keras.losses.kd", bare)) == 5
+
+    # Classes document themselves, and functions elsewhere cannot defer.
+    class Twin:
+        def __init__(self, teacher, student, temperature=4.0):
+            pass
+
+    Twin.__doc__ = pointing.__doc__
+    assert "loss without Formula:" in problems("kd_keras.losses.Twin", Twin)
+    assert "loss without Formula:" in problems(
+        "kd_keras.distillation_loss", pointing
+    )
 
 
 def test_the_api_is_walked():

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import evaluation
+from kd_keras.app import evaluation
 
 
 def test_confusion_matrix_hand_computed():

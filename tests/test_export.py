@@ -4,14 +4,18 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import datasets, demo, evaluation, export
+from kd_keras import datasets, export
+from kd_keras.app import demo, evaluation
 
 
 @pytest.fixture(scope="module")
 def trained():
     data = datasets.load("digits")
     student = demo.new_student(data, "mlp", seed=0)
-    demo.train_scratch(student, data, epochs=10)
+    student.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    student.fit(*data[0], epochs=10, verbose=0)
     return student, data
 
 
@@ -72,3 +76,13 @@ def test_cnn_converts(tmp_path):
         model.predict(x, verbose=0),
         atol=1e-5,
     )
+
+
+def test_read_tflite_and_latency(trained, tmp_path):
+    model, ((x_train, _), (x_test, _)) = trained
+    flatbuffer = export.to_tflite(model, "int8", x_train)
+    path = export.write_bytes(tmp_path / "s.tflite", flatbuffer)
+    assert export.read_tflite(path) == flatbuffer
+    assert 0 < export.tflite_latency_ms(flatbuffer, x_test, repeats=20) < 100
+    with pytest.raises(ValueError, match=r"inputs of shape \(64,\), but x"):
+        export.tflite_predict(flatbuffer, x_test[:, :8])

@@ -179,6 +179,25 @@ def test_serialization_round_trip(loss):
     assert_round_trip(loss, logits(14), logits(15))
 
 
+def test_config_gathers_the_config_names_of_the_bases():
+    class Scaled(losses.TemperatureLoss):
+        config_names = ("scale",)
+
+        def __init__(self, scale=2.0, temperature=3.0, name="scaled"):
+            super().__init__(losses.kd, temperature, "sum", name, None)
+            self.scale = scale
+
+    config = Scaled().get_config()
+    assert config["temperature"] == 3.0 and config["scale"] == 2.0
+    assert config["name"] == "scaled" and config["reduction"] == "sum"
+    assert set(losses.RKD("a", "b").get_config()) >= {
+        "teacher_layer",
+        "student_layer",
+        "distance_weight",
+        "angle_weight",
+    }
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
 def test_bad_temperature_value(bad):
     with pytest.raises(ValueError, match="temperature must be > 0"):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import make_mlp
 from test_losses import (
     assert_round_trip,
     logits,
@@ -13,6 +14,7 @@ from test_losses import (
     values,
 )
 
+import kd_keras
 from kd_keras import losses
 
 LABELS = np.array([0, 3, 6, 1, 3])
@@ -195,6 +197,30 @@ def test_compiled_step_follows_warmup_and_temperature():
     expected = 0.5 * np_dkd(t, s, LABELS, 1.0, 8.0, 2.0).mean()
     np.testing.assert_allclose(float(step(t, s, LABELS)), expected, 1e-4)
     assert step.experimental_get_tracing_count() == 1
+
+
+def test_a_fit_shorter_than_the_warmup_leaves_the_full_loss(teacher, data):
+    """`evaluate` after a 1-epoch fit reports DKD, not its warmed-up part."""
+    x, y = data
+    loss = losses.DKD(warmup=4)
+    distiller = kd_keras.Distiller(
+        teacher, make_mlp(16, "student"), loss, alpha=0.0
+    )
+    distiller.compile("sgd")
+    history = distiller.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+    t = teacher.predict(x, verbose=0)
+    s = distiller.student.predict(x, verbose=0)
+    assert loss.warmup_scale == 1.0
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
+    np.testing.assert_allclose(
+        logs["distillation_loss"],
+        np_dkd(t, s, y, 1.0, 8.0, 4.0).mean(),
+        rtol=1e-4,
+    )
+    # The training step itself ran at a quarter of the loss.
+    assert history.history["distillation_loss"][0] < logs["distillation_loss"]
 
 
 def test_sample_weight():

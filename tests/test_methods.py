@@ -1,8 +1,12 @@
 """The method registry behind `kd-keras distill --method`."""
 
+import inspect
+
 import pytest
 
 from kd_keras import methods
+
+EMPTY = inspect.Parameter.empty
 
 LAYERS = {"teacher_layer": "a", "student_layer": "b"}
 
@@ -35,6 +39,53 @@ def test_unknown_method_and_parameter():
         methods.distillation_losses("kd", beta=1)
     with pytest.raises(ValueError, match="fitnet: .*teacher_layer"):
         methods.distillation_losses("fitnet")
+
+
+def test_one_registry_of_losses_and_schemes():
+    assert list(methods.REGISTRY) == [*methods.METHODS, *methods.SCHEMES]
+    assert set(methods.SCHEMES) == {
+        "born_again",
+        "takd",
+        "dml",
+        "function_matching",
+    }
+    for name, method in methods.REGISTRY.items():
+        assert method.name == name and method.summary
+        assert method.is_scheme == (method.loss is None)
+    assert [m for m in methods.REGISTRY.values() if not m.teacher] == [
+        methods.REGISTRY["dml"]
+    ]
+
+
+@pytest.mark.parametrize("name", list(methods.METHODS))
+def test_a_loss_method_names_its_required_arguments(name):
+    """`required` (shown by --help) is what the loss class cannot do
+    without, and its defaults are arguments of the class."""
+    method = methods.METHODS[name]
+    signature = inspect.signature(method.loss.__init__).parameters
+    without_default = [
+        p for p in method.parameters if signature[p].default is EMPTY
+    ]
+    assert list(method.required) == without_default
+    assert set(method.defaults) <= set(method.parameters)
+
+
+def test_schemes_check_their_parameters():
+    methods.check_scheme("born_again", {"generations": 3})
+    assert methods.SCHEMES["function_matching"].parameters == [
+        "mixup_alpha",
+        "shift",
+    ]
+    with pytest.raises(
+        ValueError, match="dml has no parameter size. Its parameters: peers"
+    ):
+        methods.check_scheme("dml", {"size": 2})
+    with pytest.raises(
+        ValueError, match="Unknown scheme 'kd'. Choose one of: born_again"
+    ):
+        methods.check_scheme("kd", {})
+    with pytest.raises(ValueError, match="dml is a scheme, not a loss"):
+        methods.distillation_losses("dml")
 
 
 def test_parse_value():

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import CLASSES, FEATURES, make_mlp, np_mlp_gradients
+from conftest import CLASSES, FEATURES, assert_one_sgd_step, make_mlp
 from test_losses import (
     np_cross_entropy_logit_gradient,
     np_kd,
@@ -93,12 +93,9 @@ def test_one_sgd_step_updates_each_student_on_its_own_loss(data):
         logit_gradient = np_cross_entropy_logit_gradient(y, logits[i]) + sum(
             np_kd_logit_gradient(peer, logits[i], 1.5) for peer in peers
         ) / len(peers)
-        gradients = np_mlp_gradients(before[i], x, logit_gradient / len(x))
-        for old, gradient, new in zip(
-            before[i], gradients, student.get_weights(), strict=True
-        ):
-            np.testing.assert_allclose(old - 0.5 * gradient, new, atol=1e-6)
-            assert not np.array_equal(new, old)
+        assert_one_sgd_step(
+            before[i], student.get_weights(), x, logit_gradient / len(x), 0.5
+        )
 
 
 def test_jit_compile_matches_graph(data):

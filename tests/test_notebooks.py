@@ -23,6 +23,16 @@ def test_there_are_notebooks():
     assert NOTEBOOKS
 
 
+def test_notebooks_write_no_files_beside_themselves():
+    """A `%%writefile` target is a variable (a temporary folder), not a name
+    relative to the notebooks folder."""
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            first = cell.source.split("\n", 1)[0].split()
+            if cell.cell_type == "code" and first[:1] == ["%%writefile"]:
+                assert first[-1].startswith("{"), (path.name, first)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path, tmp_path, record_property):
     notebook = nbformat.read(path, as_version=4)

@@ -20,7 +20,8 @@ import pytest
 from conftest import make_data, make_mlp
 
 import kd_keras
-from kd_keras import cards, export, saving
+from kd_keras import export, saving
+from kd_keras.app import cards
 
 ROOT = Path(__file__).resolve().parents[1]
 

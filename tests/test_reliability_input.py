@@ -17,7 +17,8 @@ import tensorflow as tf
 from conftest import CLASSES, FEATURES, make_data, make_mlp
 
 import kd_keras
-from kd_keras import cli, saving
+from kd_keras import saving
+from kd_keras.app import cli
 
 SUFFIXES = [".h5", ".keras"]
 
@@ -458,6 +459,33 @@ def test_non_finite_batch_stops_and_keeps_the_last_good_student(
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_mutual_learning_skips_a_non_finite_batch():
+    """MutualLearning shares the Distiller's guarded update."""
+    keras.utils.set_random_seed(1)
+    students = [swallowing_mlp(16, "a"), swallowing_mlp(8, "b")]
+    initial = [s.get_weights() for s in students]
+    batches = tf.data.Dataset.from_tensor_slices(batch_parts("x")).batch(16)
+    cohort = kd_keras.MutualLearning(students)
+    cohort.compile(keras.optimizers.Adam(0.01))
+    with pytest.raises(
+        ValueError,
+        match="^Training stopped at epoch 1, batch 3: the inputs of that",
+    ):
+        cohort.fit(batches, epochs=2, verbose=0)
+    assert int(cohort.optimizer.iterations) == 2
+    references = [swallowing_mlp(16, "a"), swallowing_mlp(8, "b")]
+    for reference, weights in zip(references, initial, strict=True):
+        reference.set_weights(weights)
+    reference_cohort = kd_keras.MutualLearning(references)
+    reference_cohort.compile(keras.optimizers.Adam(0.01))
+    reference_cohort.fit(batches.take(2), epochs=1, verbose=0)
+    for student, reference in zip(students, references, strict=True):
+        for a, b in zip(
+            student.get_weights(), reference.get_weights(), strict=True
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_non_finite_batch_under_mirrored_strategy(mirrored):
     with mirrored.scope():
         teacher, student = fresh_pair()
@@ -685,12 +713,12 @@ def distiller_for(loss=None, optimizer="adam"):
         (lambda x, y: (x, y[:50]), "'y' sizes: 50"),
         (
             lambda x, y: (x, y + 10),
-            r"^Labels must be in \[0, 4\) for a model with 4 classes. "
-            r"Received y from 10 to 13\.$",
+            r"^Labels must be in \[0, 4\) for a model with 4 classes, or -1 "
+            r"for an unlabelled sample. Received y from 10 to 13\.$",
         ),
         (
-            lambda x, y: (x, y - 1.0),
-            r"^Labels must be in \[0, 4\).*Received y from -1\.0 to 2\.0",
+            lambda x, y: (x, y - 2.0),
+            r"^Labels must be in \[0, 4\).*Received y from -2\.0 to 1\.0",
         ),
         (
             lambda x, y: (tf.constant(x), tf.constant(y + 10)),

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kd_keras import report
+from kd_keras.app import report
 
 
 def fake_run():
@@ -10,7 +10,6 @@ def fake_run():
         "accuracy": [0.5, 0.8],
         "val_accuracy": [0.4, 0.7],
         "val_loss": [1.0, 0.6],
-        "val_student_loss": [0.9, 0.5],
     }
     model = {
         "parameters": 1234,
@@ -22,11 +21,17 @@ def fake_run():
     return {
         "dataset": "digits",
         "settings": {"epochs": 2},
+        "samples": {"labelled": 20, "unlabelled": 80},
+        "verdict": "Distillation helped: ...",
+        "validation_accuracy": {"teacher": 0.9},
         "models": [
             {**model, "role": role}
             for role in ("teacher", "scratch student", "distilled student")
         ],
-        "histories": {"scratch": history, "distilled": history},
+        "histories": {
+            "student_scratch": history,
+            "student_distilled": {**history, "val_student_loss": [0.9, 0.5]},
+        },
         "confusion_matrix": [[3, 1], [0, 4]],
     }
 
@@ -50,9 +55,27 @@ def test_write_report(tmp_path):
     ]
     for png in written[1:]:
         assert png.read_bytes()[:4] == b"\x89PNG"
-    assert "![curves](curves.png)" in written[0].read_text()
+    text = written[0].read_text()
+    assert text.splitlines()[2] == "Distillation helped: ..."
+    assert "Samples: 20 labelled, 80 unlabelled." in text
+    assert "![curves](curves.png)" in text
 
 
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         report.write_report(tmp_path)
+
+
+def test_a_report_is_replaced_only_with_overwrite(tmp_path, capsys):
+    from kd_keras.app import cli
+
+    (tmp_path / "run.json").write_text(json.dumps(fake_run()))
+    report.write_report(tmp_path)
+    (tmp_path / "report.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        report.write_report(tmp_path)
+    assert cli.main(["report", str(tmp_path)]) == 1
+    assert "exist(s); pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "report.md").read_text() == "my notes"
+    assert cli.main(["report", str(tmp_path), "--overwrite"]) == 0
+    assert (tmp_path / "report.md").read_text().startswith("# Distillation")

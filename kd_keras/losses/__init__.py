@@ -6,33 +6,28 @@ feature losses (`FitNet`, `AttentionTransfer`, `RKD`) receive the outputs of
 the layers they name.
 """
 
+from kd_keras.losses.attention import (
+    AttentionTransfer,
+    attention_map,
+    attention_transfer,
+)
+from kd_keras.losses.base import DistillationLoss, TemperatureLoss
 from kd_keras.losses.combined import distillation_loss
 from kd_keras.losses.dist import DIST, dist
 from kd_keras.losses.dkd import DKD, dkd, nckd, tckd
-from kd_keras.losses.features import (
-    RKD,
-    AttentionTransfer,
-    FitNet,
-    attention_map,
-    attention_transfer,
-    fitnet_hint,
-    rkd,
-    rkd_angle,
-    rkd_distance,
-)
+from kd_keras.losses.fitnet import FitNet, fitnet_hint
 from kd_keras.losses.logits import (
     KD,
-    DistillationLoss,
     LogitMSE,
     SoftenedLoss,
     SoftTargetCrossEntropy,
-    TemperatureLoss,
     kd,
     logit_mse,
     soft_target_crossentropy,
 )
 from kd_keras.losses.multilabel import MultiLabelKD, multilabel_kd
 from kd_keras.losses.regression import RegressionKD, regression_kd
+from kd_keras.losses.rkd import RKD, rkd, rkd_angle, rkd_distance
 
 __all__ = [
     "KD",

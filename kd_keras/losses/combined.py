@@ -3,24 +3,14 @@
 from keras import ops
 
 from kd_keras.hyperparameters import check_temperature, check_weight
+from kd_keras.labels import is_one_hot
 from kd_keras.losses.logits import kd
-
-
-def is_one_hot(labels, logits):
-    """Whether `labels` are one-hot rows over the classes of `logits`.
-
-    Otherwise they are integer class indices, shaped `(batch,)` or
-    `(batch, 1)`.
-    """
-    return len(labels.shape) == len(logits.shape) and (
-        labels.shape[-1] == logits.shape[-1] != 1
-    )
 
 
 def hard_crossentropy(y_true, y_pred):
     """Cross-entropy of logits `y_pred` against integer or one-hot labels."""
     y_pred = ops.cast(y_pred, "float32")
-    if is_one_hot(y_true, y_pred):
+    if is_one_hot(y_true.shape, y_pred.shape):
         return ops.categorical_crossentropy(
             ops.cast(y_true, "float32"), y_pred, from_logits=True
         )
@@ -36,8 +26,7 @@ def distillation_loss(
 ):
     """The classic combined objective `L = λ·L_soft + (1 − λ)·L_hard`.
 
-    `L_soft` is Hinton KD (`T**2 * KL(softmax(teacher/T) ||
-    softmax(student/T))`, see `kd_keras.losses.kd`), `L_hard` the
+    `L_soft` is Hinton KD (`kd_keras.losses.KD`), `L_hard` the
     cross-entropy of the student's logits against the labels.
 
     Mind the two weights: `lambda_param` weighs the *soft* term, while

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kd_keras.hyperparameters import check_non_negative
-from kd_keras.losses.logits import _PACKAGE, TemperatureLoss, _as_float32
+from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
 
 # Added to the product of the norms, as in the reference code, so a
 # constant vector has correlation 0 instead of 0 / 0.
@@ -36,10 +36,8 @@ def _pearson(a, b, axis):
 def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     """DIST per sample: inter-class plus the batch's intra-class relation.
 
-    The intra-class term is one value for the whole batch (every position
-    of `(batch, ..., classes)` outputs counts as a sample, as in the
-    reference code for segmentation); it is added to every sample, so the
-    mean over the samples is the DIST loss of the batch.
+    The functional form of `DIST`; see `DIST` for the formula and
+    references.
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -50,15 +48,9 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
             Defaults to `1.0`.
 
     Returns:
-        One value per sample.
-
-    Formula:
-
-    ```python
-    inter_i = 1 - pearson(p_s[i, :], p_t[i, :])   # p = softmax(logits / T)
-    intra = 1 - mean_c(pearson(p_s[:, c], p_t[:, c]))
-    loss_i = T**2 * (beta * inter_i + gamma * intra)
-    ```
+        One value per sample: its inter-class term plus the intra-class
+        term of the whole batch (every position of `(batch, ..., classes)`
+        outputs counts as a sample).
 
     Example:
 
@@ -66,11 +58,8 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     >>> loss = kd_keras.losses.dist(teacher, teacher)  # perfect correlation
     >>> [round(float(v), 4) for v in loss]
     [0.0, 0.0]
-
-    References:
-        - [Huang et al., 2022](https://arxiv.org/abs/2205.10536)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     p_t = ops.softmax(t / temperature, axis=-1)
     p_s = ops.softmax(s / temperature, axis=-1)
     inter = 1.0 - _pearson(p_s, p_t, axis=-1)
@@ -85,7 +74,7 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     return temperature**2 * (beta * inter + gamma * intra)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DIST(TemperatureLoss):
     """DIST: the student matches the teacher's relations, not its values.
 
@@ -148,6 +137,8 @@ class DIST(TemperatureLoss):
           (code: https://github.com/hunto/DIST_KD)
     """
 
+    config_names = ("beta", "gamma")
+
     def __init__(
         self,
         beta=1.0,
@@ -169,10 +160,3 @@ class DIST(TemperatureLoss):
             gamma=self.gamma,
             temperature=self._temperature,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "beta": self.beta,
-            "gamma": self.gamma,
-        }

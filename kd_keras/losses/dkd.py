@@ -14,8 +14,8 @@ from kd_keras.hyperparameters import (
     check_non_negative,
     check_weight,
 )
-from kd_keras.losses.combined import is_one_hot
-from kd_keras.losses.logits import _PACKAGE, TemperatureLoss, _as_float32
+from kd_keras.labels import is_one_hot
+from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
 from kd_keras.losses.multilabel import bernoulli_kl
 
 
@@ -27,7 +27,7 @@ def _target_mask(labels, logits):
     or mixed labels work too).
     """
     labels = ops.convert_to_tensor(labels)
-    if is_one_hot(labels, logits):
+    if is_one_hot(labels.shape, logits.shape):
         labels = ops.argmax(labels, axis=-1)
     indices = ops.reshape(ops.cast(labels, "int32"), ops.shape(logits)[:-1])
     return ops.cast(ops.one_hot(indices, logits.shape[-1]), "bool")
@@ -53,7 +53,7 @@ def _decoupled_log_probabilities(logits, mask, temperature):
 
 def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
     """`(tckd, nckd)`, per sample, each multiplied by `T**2`."""
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     mask = _target_mask(labels, t)
     t_target, t_other, t_rest = _decoupled_log_probabilities(
         t, mask, temperature
@@ -75,6 +75,8 @@ def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
 def tckd(teacher_logits, student_logits, labels, temperature=4.0):
     """Target-class KD: binary KL on the probability of the true class.
 
+    The `tckd` term of `DKD`; see `DKD` for the formula and references.
+
     Args:
         teacher_logits: Teacher logits, shape `(batch, classes)`.
         student_logits: Student logits, same shape.
@@ -83,17 +85,7 @@ def tckd(teacher_logits, student_logits, labels, temperature=4.0):
         temperature: Softening temperature `T`. Defaults to `4.0`.
 
     Returns:
-        `T**2 * KL([p_t, 1 - p_t] || [q_t, 1 - q_t])`, one value per sample,
-        with `p_t`, `q_t` the teacher's and student's softened probability
-        of the target class.
-
-    Formula:
-
-    ```python
-    p_t = softmax(teacher_logits / T)[target]   # q_t: the student's
-    loss = T**2 * (p_t * log(p_t / q_t)
-                   + (1 - p_t) * log((1 - p_t) / (1 - q_t)))
-    ```
+        One value per sample, multiplied by `T**2`.
 
     Example:
 
@@ -103,9 +95,6 @@ def tckd(teacher_logits, student_logits, labels, temperature=4.0):
     ... )
     >>> round(float(loss[0]), 4)
     0.1308
-
-    References:
-        - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
     """
     return _decoupled_terms(
         teacher_logits, student_logits, labels, temperature
@@ -115,6 +104,8 @@ def tckd(teacher_logits, student_logits, labels, temperature=4.0):
 def nckd(teacher_logits, student_logits, labels, temperature=4.0):
     """Non-target-class KD: KL among the classes other than the true one.
 
+    The `nckd` term of `DKD`; see `DKD` for the formula and references.
+
     Args:
         teacher_logits: Teacher logits, shape `(batch, classes)`.
         student_logits: Student logits, same shape.
@@ -123,31 +114,18 @@ def nckd(teacher_logits, student_logits, labels, temperature=4.0):
         temperature: Softening temperature `T`. Defaults to `4.0`.
 
     Returns:
-        `T**2` times the KL divergence between the teacher's and the
-        student's softmax over the non-target logits (divided by `T`), one
-        value per sample.
-
-    Formula:
-
-    ```python
-    p_hat = softmax(teacher_logits[non-target] / T)  # q_hat: the student's
-    loss = T**2 * sum(p_hat * log(p_hat / q_hat))
-    ```
+        One value per sample, multiplied by `T**2`.
 
     Example:
 
-    >>> # Class 0 is the target; classes 1 and 2 have the teacher's
-    >>> # probabilities (0.75, 0.25) among themselves, the student's
-    >>> # (0.5, 0.5), whatever the target logit.
+    >>> # Target 0: among classes 1 and 2 the teacher has (0.75, 0.25),
+    >>> # the student (0.5, 0.5), whatever the target logit.
     >>> loss = kd_keras.losses.nckd(
     ...     [[5.0, math.log(3.0), 0.0]], [[0.0, 0.0, 0.0]], labels=[0],
     ...     temperature=1.0,
     ... )
     >>> round(float(loss[0]), 4)
     0.1308
-
-    References:
-        - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
     """
     return _decoupled_terms(
         teacher_logits, student_logits, labels, temperature
@@ -164,6 +142,9 @@ def dkd(
 ):
     """Decoupled KD, `alpha * tckd + beta * nckd`, per sample.
 
+    The functional form of `DKD`, without its warm-up; see `DKD` for the
+    formula and references.
+
     Args:
         teacher_logits: Teacher logits, shape `(batch, classes)`.
         student_logits: Student logits, same shape.
@@ -176,12 +157,6 @@ def dkd(
     Returns:
         One value per sample.
 
-    Formula:
-
-    ```python
-    loss = alpha * tckd(t, s, labels, T) + beta * nckd(t, s, labels, T)
-    ```
-
     Example:
 
     >>> # Teacher (0.2, 0.6, 0.2), student uniform, target 0:
@@ -192,9 +167,6 @@ def dkd(
     ... )
     >>> round(float(loss[0]), 4)
     1.0902
-
-    References:
-        - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
     """
     target, non_target = _decoupled_terms(
         teacher_logits, student_logits, labels, temperature
@@ -202,7 +174,7 @@ def dkd(
     return alpha * target + beta * non_target
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DKD(TemperatureLoss):
     """Decoupled knowledge distillation (DKD).
 
@@ -224,7 +196,8 @@ class DKD(TemperatureLoss):
     `min((epoch + 1) / warmup, 1)`: `1 / warmup` in the first epoch, the
     full loss from epoch `warmup - 1` on, as in the reference code.
     `warmup=0` turns the warm-up off. Before any `on_epoch_begin`, as when
-    the loss is called by hand, `warmup_scale` is 1: the full DKD value.
+    the loss is called by hand, and after training (`on_train_end`), so
+    that `evaluate` reports it, `warmup_scale` is 1: the full DKD value.
     `warmup_scale` lives in a variable, so the compiled training step
     follows it without retracing, and is training state, not configuration:
     `get_config` leaves it out.
@@ -270,6 +243,7 @@ class DKD(TemperatureLoss):
 
     requires_labels = True
     warmup_scale = Hyperparameter(check_weight)
+    config_names = ("alpha", "beta", "warmup")
 
     def __init__(
         self,
@@ -293,6 +267,10 @@ class DKD(TemperatureLoss):
             min((epoch + 1) / self.warmup, 1.0) if self.warmup else 1.0
         )
 
+    def on_train_end(self):
+        """Back to the full loss, which `evaluate` then reports."""
+        self.warmup_scale = 1.0
+
     def call(self, y_true, y_pred):
         teacher_logits, labels = y_true
         return self._warmup_scale * self.fn(
@@ -303,11 +281,3 @@ class DKD(TemperatureLoss):
             beta=self.beta,
             temperature=self._temperature,
         )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "alpha": self.alpha,
-            "beta": self.beta,
-            "warmup": self.warmup,
-        }

@@ -1,39 +1,25 @@
 """Logit distillation losses: Hinton KD, soft-target cross-entropy, logit MSE.
 
-Every loss here is called as `loss(teacher_outputs, student_outputs)`: the
-teacher's logits take the place of Keras' `y_true`, the student's logits the
-place of `y_pred`. Values are per sample, so `sample_weight` and `reduction`
-work as for any `keras.losses.Loss`. They are computed in float32 whatever
-the dtype of the inputs, so a mixed-precision student is distilled exactly.
+Called as `loss(teacher_logits, student_logits)`, computed in float32; see
+`kd_keras.losses.base`.
 """
 
 import keras
 from keras import ops
 
 from kd_keras.hyperparameters import Hyperparameter, check_positive
-
-_PACKAGE = "kd_keras"
-
-
-def _as_float32(teacher_logits, student_logits):
-    return (
-        ops.cast(teacher_logits, "float32"),
-        ops.cast(student_logits, "float32"),
-    )
+from kd_keras.losses.base import (
+    PACKAGE,
+    DistillationLoss,
+    TemperatureLoss,
+    as_float32,
+)
 
 
 def kd(teacher_logits, student_logits, temperature=4.0):
     """Hinton KD: `T**2 * KL(softmax(t / T) || softmax(s / T))` per sample.
 
-    The functional form of `KD`.
-
-    Formula:
-
-    ```python
-    p_t = softmax(teacher_logits / T)
-    p_s = softmax(student_logits / T)
-    loss = T**2 * sum(p_t * (log(p_t) - log(p_s)), axis=-1)
-    ```
+    The functional form of `KD`; see `KD` for the formula and references.
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -52,11 +38,8 @@ def kd(teacher_logits, student_logits, temperature=4.0):
     ... )
     >>> round(float(loss[0]), 4)
     0.5232
-
-    References:
-        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     log_p_teacher = ops.log_softmax(t / temperature, axis=-1)
     log_p_student = ops.log_softmax(s / temperature, axis=-1)
     kl = ops.sum(
@@ -68,15 +51,8 @@ def kd(teacher_logits, student_logits, temperature=4.0):
 def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
     """`T**2 * CE(softmax(t / T), softmax(s / T))` per sample.
 
-    Differs from `kd` by the teacher's entropy, a constant for the student,
-    so the gradients are the same; the value is bounded below by that
-    entropy instead of by 0. The functional form of `SoftTargetCrossEntropy`.
-
-    Formula:
-
-    ```python
-    loss = -T**2 * sum(softmax(t / T) * log_softmax(s / T), axis=-1)
-    ```
+    The functional form of `SoftTargetCrossEntropy`; see
+    `SoftTargetCrossEntropy` for the formula and references.
 
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
@@ -94,11 +70,8 @@ def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
     ... )
     >>> round(float(loss[0]), 4)
     0.6931
-
-    References:
-        - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     p_teacher = ops.softmax(t / temperature, axis=-1)
     log_p_student = ops.log_softmax(s / temperature, axis=-1)
     return -(temperature**2) * ops.sum(p_teacher * log_p_student, axis=-1)
@@ -107,14 +80,8 @@ def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
 def logit_mse(teacher_logits, student_logits):
     """Mean squared error between logits, averaged over the last axis.
 
-    Ba & Caruana's logit matching; with real-valued outputs it is regression
-    distillation. The functional form of `LogitMSE`.
-
-    Formula:
-
-    ```python
-    loss = mean(square(student_logits - teacher_logits), axis=-1)
-    ```
+    The functional form of `LogitMSE`; see `LogitMSE` for the formula and
+    references.
 
     Args:
         teacher_logits: Teacher outputs, shape `(batch, ..., units)`.
@@ -128,113 +95,12 @@ def logit_mse(teacher_logits, student_logits):
     >>> loss = kd_keras.losses.logit_mse([[1.0, 2.0]], [[0.0, 0.0]])
     >>> float(loss[0])  # (1 + 4) / 2
     2.5
-
-    References:
-        - [Ba & Caruana, 2014](https://arxiv.org/abs/1312.6184)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     return ops.mean(ops.square(s - t), axis=-1)
 
 
-class DistillationLoss(keras.losses.Loss):
-    """Base class of the losses called as `loss(teacher, student)`.
-
-    Class attributes tell the `Distiller` what a loss needs:
-
-    - `softmax_based`: the outputs are read as logits of a softmax, so a
-      teacher ending in a sigmoid is refused.
-    - `requires_labels`: the loss also needs the ground-truth labels, passed
-      as `loss(teacher, student, labels=y)`; the `Distiller` passes them.
-    - `teacher_layer` / `student_layer`: names of the layers whose outputs
-      the loss compares; `None` means the models' outputs (logits).
-
-    `make_adapter(teacher_shape, student_shape)` may return a layer mapping
-    the student's features to the teacher's shape; the `Distiller` trains it
-    with the student and never saves it into the student.
-    `on_epoch_begin(epoch)` is called by `Distiller.fit` before each epoch.
-
-    Subclasses implement `call(teacher_outputs, student_outputs)`, returning
-    one value per sample.
-
-    Args:
-        name: Name of the loss. Defaults to `None`, the class name in
-            snake case.
-        reduction: Keras loss reduction. Defaults to
-            `"sum_over_batch_size"`.
-        dtype: Dtype of the computation. Defaults to `None` (float32).
-
-    Example:
-
-    >>> class L1Logits(kd_keras.losses.DistillationLoss):
-    ...     def call(self, teacher, student):
-    ...         difference = keras.ops.subtract(student, teacher)
-    ...         return keras.ops.mean(keras.ops.abs(difference), axis=-1)
-    >>> float(L1Logits()([[1.0, 2.0]], [[0.0, 0.0]]))
-    1.5
-    """
-
-    softmax_based = False
-    requires_labels = False
-    teacher_layer = None
-    student_layer = None
-
-    def __call__(self, y_true, y_pred, sample_weight=None, labels=None):
-        if self.requires_labels:
-            if labels is None:
-                raise ValueError(
-                    f"{type(self).__name__} needs the ground-truth labels: "
-                    "call it as loss(teacher, student, labels=y), or pass "
-                    "labels to Distiller.fit."
-                )
-            y_true = (y_true, labels)
-        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
-
-    def make_adapter(self, teacher_shape, student_shape):
-        """The layer mapping student features to the teacher's, or `None`."""
-        return None
-
-    def on_epoch_begin(self, epoch):
-        """Called by `Distiller.fit` before epoch `epoch` (from 0)."""
-
-
-class TemperatureLoss(DistillationLoss):
-    """Base class of the softmax losses computed by `fn(t, s, temperature)`.
-
-    `temperature` is a `Hyperparameter`: a schedule may change it during
-    training without retracing the compiled step.
-
-    Args:
-        fn: The per-sample function, e.g. `kd`.
-        temperature: Softening temperature `T > 0`.
-        reduction: Keras loss reduction.
-        name: Name of the loss.
-        dtype: Dtype of the computation.
-
-    Example:
-
-    >>> loss = kd_keras.losses.TemperatureLoss(
-    ...     kd_keras.losses.kd, 1.0, "sum_over_batch_size", "my_kd", None
-    ... )
-    >>> round(float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]])), 4)
-    0.1308
-    """
-
-    softmax_based = True
-    temperature = Hyperparameter(check_positive)
-
-    def __init__(self, fn, temperature, reduction, name, dtype):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.fn = fn
-        self.temperature = temperature
-
-    def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred, temperature=self._temperature)
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class KD(TemperatureLoss):
     """Hinton knowledge distillation loss.
 
@@ -280,11 +146,13 @@ class KD(TemperatureLoss):
         super().__init__(kd, temperature, reduction, name, dtype)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftTargetCrossEntropy(TemperatureLoss):
     """Cross-entropy of the student against the teacher's soft targets.
 
-    Same gradient as `KD`; the value includes the teacher's entropy.
+    It differs from `KD` by the teacher's entropy, a constant for the
+    student, so the gradients are the same; the value is bounded below by
+    that entropy instead of by 0.
 
     Formula:
 
@@ -322,12 +190,12 @@ class SoftTargetCrossEntropy(TemperatureLoss):
         )
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LogitMSE(DistillationLoss):
     """Mean squared error between teacher and student outputs.
 
-    Logit matching for classifiers; for regression teachers, the
-    distillation loss of choice.
+    Ba & Caruana's logit matching for classifiers; with real-valued
+    outputs it is regression distillation (see `RegressionKD`).
 
     Formula:
 
@@ -360,7 +228,7 @@ class LogitMSE(DistillationLoss):
         return logit_mse(y_true, y_pred)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftenedLoss(DistillationLoss):
     """Any Keras loss applied to temperature-softened probabilities.
 
@@ -400,6 +268,7 @@ class SoftenedLoss(DistillationLoss):
 
     softmax_based = True
     temperature = Hyperparameter(check_positive)
+    config_names = ("temperature",)
 
     def __init__(
         self,
@@ -419,7 +288,7 @@ class SoftenedLoss(DistillationLoss):
         self.temperature = temperature
 
     def call(self, y_true, y_pred):
-        t, s = _as_float32(y_true, y_pred)
+        t, s = as_float32(y_true, y_pred)
         per_sample = (
             self.loss_fn.call
             if isinstance(self.loss_fn, keras.losses.Loss)
@@ -435,7 +304,6 @@ class SoftenedLoss(DistillationLoss):
         return {
             **super().get_config(),
             "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
-            "temperature": self.temperature,
         }
 
     @classmethod

@@ -3,23 +3,15 @@
 import keras
 from keras import ops
 
-from kd_keras.losses.logits import _PACKAGE, TemperatureLoss, _as_float32
+from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
 
 
 def bernoulli_kl(log_p, log_not_p, log_q, log_not_q):
-    """`KL(Bernoulli(p) || Bernoulli(q))` from `log p`, `log(1 - p)`, ...
+    """`KL(Bernoulli(p) || Bernoulli(q))`, elementwise, from logarithms.
 
-    Taking the logarithms instead of `p` and `q` keeps saturated
-    probabilities exact: `log(1 - p)` is not rounded through `1 - p`.
-
-    Args:
-        log_p: `log(p)`.
-        log_not_p: `log(1 - p)`.
-        log_q: `log(q)`.
-        log_not_q: `log(1 - q)`.
-
-    Returns:
-        The divergence, elementwise.
+    Taking `log(p)`, `log(1 - p)`, `log(q)`, `log(1 - q)` instead of `p` and
+    `q` keeps saturated probabilities exact: `log(1 - p)` is not rounded
+    through `1 - p`.
     """
     return ops.exp(log_p) * (log_p - log_q) + ops.exp(log_not_p) * (
         log_not_p - log_not_q
@@ -29,23 +21,16 @@ def bernoulli_kl(log_p, log_not_p, log_q, log_not_q):
 def multilabel_kd(teacher_logits, student_logits, temperature=1.0):
     """Per-label binary KD of sigmoid logits, averaged over the labels.
 
+    The functional form of `MultiLabelKD`; see `MultiLabelKD` for the
+    formula and references.
+
     Args:
         teacher_logits: Teacher logits, shape `(batch, ..., labels)`.
         student_logits: Student logits, same shape.
         temperature: Softening temperature `T`. Defaults to `1.0`.
 
     Returns:
-        `T**2` times the mean over labels of the binary KL divergence
-        between `sigmoid(t / T)` and `sigmoid(s / T)`, one value per sample.
-
-    Formula:
-
-    ```python
-    p = sigmoid(teacher_logits / T)
-    q = sigmoid(student_logits / T)
-    kl = p * log(p / q) + (1 - p) * log((1 - p) / (1 - q))
-    loss = T**2 * mean(kl, axis=-1)
-    ```
+        One value per sample.
 
     Example:
 
@@ -53,11 +38,8 @@ def multilabel_kd(teacher_logits, student_logits, temperature=1.0):
     >>> loss = kd_keras.losses.multilabel_kd([[math.log(3.0)]], [[0.0]])
     >>> round(float(loss[0]), 4)
     0.1308
-
-    References:
-        - [Yang et al., 2023](https://arxiv.org/abs/2308.06453)
     """
-    t, s = _as_float32(teacher_logits, student_logits)
+    t, s = as_float32(teacher_logits, student_logits)
     t, s = t / temperature, s / temperature
     kl = bernoulli_kl(
         ops.log_sigmoid(t),
@@ -68,7 +50,7 @@ def multilabel_kd(teacher_logits, student_logits, temperature=1.0):
     return temperature**2 * ops.mean(kl, axis=-1)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MultiLabelKD(TemperatureLoss):
     """Knowledge distillation for multi-label (sigmoid) classifiers.
 
@@ -81,7 +63,7 @@ class MultiLabelKD(TemperatureLoss):
     of labels; the sum is this value times the number of labels.
 
     The loss compares logits: a teacher ending in a sigmoid is converted
-    to its logits by the `Distiller` (`kd_keras.outputs.to_logits`).
+    to its logits by the `Distiller` (`kd_keras.views.to_logits`).
 
     Formula:
 

@@ -3,12 +3,8 @@
 import keras
 
 from kd_keras.hyperparameters import check_positive
-from kd_keras.losses.logits import (
-    _PACKAGE,
-    DistillationLoss,
-    _as_float32,
-    logit_mse,
-)
+from kd_keras.losses.base import PACKAGE, DistillationLoss, as_float32
+from kd_keras.losses.logits import logit_mse
 
 _LOSSES = ("mse", "huber")
 
@@ -25,6 +21,9 @@ def _check_loss(loss):
 def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     """Error of the student's outputs against the teacher's, per sample.
 
+    The functional form of `RegressionKD`; see `RegressionKD` for the
+    formula and references.
+
     Args:
         teacher_outputs: Teacher outputs, shape `(batch, ..., units)`.
         student_outputs: Student outputs, same shape.
@@ -35,15 +34,6 @@ def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     Returns:
         The error averaged over the last axis, one value per sample.
 
-    Formula:
-
-    ```python
-    e = student_outputs - teacher_outputs
-    mse = mean(e**2, axis=-1)
-    huber = mean(where(|e| <= delta, e**2 / 2,
-                       delta * (|e| - delta / 2)), axis=-1)
-    ```
-
     Example:
 
     >>> teacher, student = [[1.0, 2.0]], [[0.0, 0.0]]
@@ -52,17 +42,14 @@ def regression_kd(teacher_outputs, student_outputs, loss="mse", delta=1.0):
     >>> huber = kd_keras.losses.regression_kd(teacher, student, "huber")
     >>> float(huber[0])  # (0.5 + 1.5) / 2
     1.0
-
-    References:
-        - [Saputra et al., 2019](https://arxiv.org/abs/1908.00858)
     """
     if _check_loss(loss) == "mse":
         return logit_mse(teacher_outputs, student_outputs)
-    t, s = _as_float32(teacher_outputs, student_outputs)
+    t, s = as_float32(teacher_outputs, student_outputs)
     return keras.losses.huber(t, s, delta=delta)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class RegressionKD(DistillationLoss):
     """Regression distillation: the student regresses the teacher's outputs.
 
@@ -107,6 +94,8 @@ class RegressionKD(DistillationLoss):
         - [Saputra et al., 2019](https://arxiv.org/abs/1908.00858)
     """
 
+    config_names = ("loss", "delta")
+
     def __init__(
         self,
         loss="mse",
@@ -121,10 +110,3 @@ class RegressionKD(DistillationLoss):
 
     def call(self, y_true, y_pred):
         return regression_kd(y_true, y_pred, loss=self.loss, delta=self.delta)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "loss": self.loss,
-            "delta": self.delta,
-        }

@@ -1,0 +1,75 @@
+"""Model cards: a JSON file beside each saved model saying what it is."""
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.saving import atomic_path
+
+
+def card_path(model_path):
+    """`student.h5` -> `student.json`."""
+    return Path(model_path).with_suffix(".json")
+
+
+def architecture(model):
+    """A one-line description of `model`'s layers, e.g. `Dense(128) ...`."""
+    parts = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        size = getattr(layer, "units", None) or getattr(layer, "filters", None)
+        parts.append(
+            f"{type(layer).__name__}({size})" if size else type(layer).__name__
+        )
+    return " > ".join(parts)
+
+
+def make_card(
+    model, path, dataset, accuracy, method, hyperparameters, seed, **extra
+):
+    """The card of `model`, saved at `path`, as a dict."""
+    import kd_keras
+
+    return {
+        "name": model.name,
+        "file": Path(path).name,
+        "file_bytes": os.path.getsize(path),
+        "dataset": dataset,
+        "architecture": architecture(model),
+        "input_shape": list(model.input_shape[1:]),
+        "parameters": int(model.count_params()),
+        "test_accuracy": round(float(accuracy), 4),
+        "method": method,
+        "hyperparameters": hyperparameters,
+        "seed": seed,
+        **extra,
+        "versions": {
+            "kd_keras": kd_keras.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+    }
+
+
+def write_json(path, content, overwrite=False):
+    """Writes `content` as JSON to `path` atomically."""
+    with atomic_path(path, overwrite) as tmp:
+        Path(tmp).write_text(json.dumps(content, indent=2) + "\n")
+    return Path(path)
+
+
+def read_card(model_path):
+    """The card beside `model_path`."""
+    return json.loads(card_path(model_path).read_text())

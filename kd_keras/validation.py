@@ -1,0 +1,251 @@
+"""Checks of the models and data given to a trainer, made before training.
+
+Keras finds most of these problems too, but deep inside the compiled step,
+with a message naming neither the argument nor the fix. Each check here
+raises a `TypeError` or `ValueError` naming the argument and what it
+received. Numpy arrays (tensors converted with `as_numpy`) are checked in
+full; datasets for emptiness only (NaN and Inf: `kd_keras.finite`).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.labels import UNLABELLED, is_one_hot
+from kd_keras.views import output_activation, output_shape, single_output
+
+# --- Models -------------------------------------------------------------
+
+
+def compatible_shapes(a, b):
+    """Whether two shapes agree on every axis where both are known."""
+    return len(a) == len(b) and all(
+        i is None or j is None or i == j for i, j in zip(a, b, strict=True)
+    )
+
+
+def check_model(name, model):
+    """Raises a `TypeError` naming `name` unless `model` is a Keras model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"{name} must be a keras.Model. "
+            f"Received: {name}={model!r} of type {type(model).__name__}"
+        )
+
+
+def check_model_list(name, models, minimum=1):
+    """Raises unless `models` is a list or tuple of `minimum` or more models.
+
+    A `TypeError` names `name`, or `name[i]` for an element that is not a
+    Keras model; a `ValueError` says how many models are needed.
+    """
+    if not isinstance(models, (list, tuple)):
+        raise TypeError(
+            f"{name} must be a list of keras.Model. Received: {name}={models!r}"
+        )
+    if len(models) < minimum:
+        raise ValueError(
+            f"{name} must list at least {minimum} keras.Model. "
+            f"Received: {name}={models!r}"
+        )
+    for i, model in enumerate(models):
+        check_model(f"{name}[{i}]", model)
+
+
+def _check_trainable(role, model):
+    if model.built and not model.trainable_weights:
+        raise ValueError(
+            f"The {role} {model.name!r} has no trainable weights. Set "
+            f"{role}.trainable = True or pass an untrained model."
+        )
+
+
+def _input_shapes(model):
+    inputs = getattr(model, "inputs", None)
+    return [tuple(i.shape[1:]) for i in inputs] if inputs else None
+
+
+def check_models(teacher, student):
+    """Checks a teacher and student pair; returns their output shape.
+
+    Raises:
+        TypeError: If either is not a `keras.Model`.
+        ValueError: If they are the same model, the student has nothing to
+            train, or their inputs or output shapes differ.
+    """
+    check_model("teacher", teacher)
+    check_model("student", student)
+    if teacher is student:
+        raise ValueError(
+            "teacher and student must be different models; distilling a "
+            "model into itself trains nothing. Clone it with "
+            "keras.models.clone_model for self-distillation."
+        )
+    _check_trainable("student", student)
+    teacher_shape = output_shape(teacher, "teacher")
+    student_shape = output_shape(student, "student")
+    if None not in (teacher_shape, student_shape) and (
+        teacher_shape != student_shape
+    ):
+        raise ValueError(
+            "teacher and student outputs must have the same shape. "
+            f"Received: teacher output {teacher_shape}, "
+            f"student output {student_shape}."
+        )
+    teacher_inputs, student_inputs = (
+        _input_shapes(teacher),
+        _input_shapes(student),
+    )
+    # Both are called on the same x (an unknown dimension agrees with any).
+    if None not in (teacher_inputs, student_inputs) and not (
+        len(teacher_inputs) == len(student_inputs)
+        and all(
+            compatible_shapes(t, s)
+            for t, s in zip(teacher_inputs, student_inputs, strict=True)
+        )
+    ):
+        raise ValueError(
+            "teacher and student must take the same inputs: both are "
+            f"called on x. Received: teacher inputs {teacher_inputs}, "
+            f"student inputs {student_inputs}."
+        )
+    return student_shape
+
+
+def check_students(students):
+    """Checks the cohort of `kd_keras.MutualLearning`.
+
+    Two or more distinct, trainable models with distinct names and one
+    output of the same shape over two or more classes, none ending in a
+    sigmoid.
+    """
+    check_model_list("students", students, minimum=2)
+    for i, student in enumerate(students):
+        _check_trainable(f"students[{i}]", student)
+    if len({id(student) for student in students}) < len(students):
+        raise ValueError(
+            "students must be different models. Clone a model with "
+            "keras.models.clone_model to train copies of it."
+        )
+    names = [student.name for student in students]
+    if len(set(names)) < len(names):
+        raise ValueError(
+            "students must have distinct names, which name their losses "
+            f"and metrics. Received names: {names}"
+        )
+    shapes = {}
+    for student in students:
+        output = single_output(student, "student")
+        if output is not None:
+            shapes[student.name] = tuple(output.shape[1:])
+        if output_activation(student) == "sigmoid":
+            raise ValueError(
+                "MutualLearning compares softmax distributions, but "
+                f"{student.name!r} ends in a sigmoid. Remove the sigmoid so "
+                "it returns logits."
+            )
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            f"All students must have the same output shape. Received: {shapes}"
+        )
+    if any(shape[-1] < 2 for shape in shapes.values()):
+        raise ValueError(
+            "MutualLearning compares softmax distributions over classes, but "
+            f"the students have a single output unit: {shapes}"
+        )
+
+
+# --- Data ---------------------------------------------------------------
+
+
+def as_numpy(value):
+    """`value` as a numpy array if it is a dense tensor, else unchanged."""
+    return value.numpy() if isinstance(value, tf.Tensor) else value
+
+
+def _leaves(value):
+    leaves = keras.tree.flatten(value)
+    if not all(isinstance(leaf, np.ndarray) for leaf in leaves):
+        return None
+    return leaves
+
+
+def check_not_empty(name, value):
+    """Raises a `ValueError` if the arrays or dataset `value` hold nothing."""
+    if isinstance(value, tf.data.Dataset):
+        if int(value.cardinality()) == 0:
+            raise ValueError(
+                f"{name} is an empty tf.data.Dataset (no batches): there "
+                "is nothing to train on."
+            )
+        return
+    leaves = _leaves(value)
+    if leaves and len(leaves[0]) == 0:
+        raise ValueError(
+            f"{name} is empty (0 samples): there is nothing to train on. "
+            f"Received: {name} of shape {tuple(leaves[0].shape)}"
+        )
+
+
+def check_x(model, x):
+    """Raises a `ValueError` if the arrays `x` do not fit `model`'s inputs."""
+    expected = _input_shapes(model)
+    leaves = _leaves(x)
+    if expected is None or leaves is None or len(leaves) != len(expected):
+        return
+    for leaf, shape in zip(leaves, expected, strict=True):
+        if not compatible_shapes(tuple(leaf.shape[1:]), shape):
+            raise ValueError(
+                f"x has samples of shape {tuple(leaf.shape[1:])}, but the "
+                f"models take inputs of shape {shape}."
+            )
+
+
+def check_y(name, y, output_shape):
+    """Raises if the label array `y` does not fit a classifier's outputs.
+
+    Labels are class indices in `[0, classes)` or `UNLABELLED` (shape
+    `(samples,)` or `(samples, 1)`), or one-hot rows as wide as the outputs
+    (`kd_keras.labels.is_one_hot`).
+
+    Args:
+        name: The argument's name, for the message.
+        y: The labels, a numpy array (anything else is not checked).
+        output_shape: The models' output shape without the batch axis.
+    """
+    if not isinstance(y, np.ndarray) or output_shape is None:
+        return
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise TypeError(
+            f"{name} must hold numbers (class indices or one-hot rows). "
+            f"Received: {name} of dtype {y.dtype}"
+        )
+    classes = output_shape[-1]
+    if classes < 2 or y.size == 0:
+        # Regression targets are checked by the loss.
+        return
+    if is_one_hot(y.shape, (None, *output_shape)):
+        if y.shape[-1] != classes:
+            raise ValueError(
+                f"{name} has shape {y.shape}: one-hot labels need {classes} "
+                "columns, one per class of the models' outputs, and integer "
+                f"labels one column. Received: {name}.shape={y.shape}"
+            )
+        return
+    # NaN and Inf are left to `finite.check_array`.
+    finite = y[np.isfinite(y)]
+    fractional = finite[np.mod(finite, 1) != 0]
+    if fractional.size:
+        raise ValueError(
+            f"{name} holds class indices that are not whole numbers (e.g. "
+            f"{fractional[:3].tolist()}); sparse labels are cast to "
+            "integers, which would silently truncate them. Pass integer "
+            f"labels or one-hot rows of {classes} columns."
+        )
+    known = finite[finite != UNLABELLED]
+    if known.size and (known.min() < 0 or known.max() >= classes):
+        raise ValueError(
+            f"Labels must be in [0, {classes}) for a model with {classes} "
+            f"classes, or {UNLABELLED} for an unlabelled sample. Received "
+            f"{name} from {finite.min()} to {finite.max()}."
+        )

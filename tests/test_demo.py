@@ -1,0 +1,118 @@
+"""The demo's scenario: the split, the twins' budget and the verdict."""
+
+import numpy as np
+import pytest
+from conftest import make_data, make_mlp
+
+from kd_keras.app import demo
+
+
+def arrays(samples=400):
+    return make_data(samples=samples), make_data(seed=1, samples=40)
+
+
+def test_split_carves_a_fixed_stratified_validation_split():
+    data = arrays()
+    (x, y), (x_val, y_val), labelled = demo.split(data, 40, seed=0)
+    y_all = data[0][1]
+    assert len(y_val) == pytest.approx(0.2 * len(y_all), abs=4)
+    for c in range(4):
+        share = np.mean(y_val == c) - np.mean(y_all == c)
+        assert abs(share) < 0.02
+    # The samples are split, not copied: none is in both.
+    rows = {tuple(r) for r in x}
+    assert not any(tuple(r) in rows for r in x_val)
+    assert len(x) + len(x_val) == len(y_all)
+    # Another seed draws other labelled samples, the same validation split.
+    _, (x_val_1, _), labelled_1 = demo.split(data, 40, seed=1)
+    np.testing.assert_array_equal(x_val, x_val_1)
+    assert not np.array_equal(labelled, labelled_1)
+    # 40 labels, 4 classes: 10 per class.
+    np.testing.assert_array_equal(np.bincount(y[labelled]), [10] * 4)
+
+
+def test_split_with_all_labels():
+    (x, _), _, labelled = demo.split(arrays(), np.inf, seed=0)
+    np.testing.assert_array_equal(labelled, np.arange(len(x)))
+
+
+def test_too_few_labels_are_refused():
+    with pytest.raises(ValueError, match=r"labels must be at least .* \(4\)"):
+        demo.split(arrays(), 3, seed=0)
+
+
+def test_default_labels():
+    assert demo.default_labels(np.arange(60_000) % 10) == 600
+    assert demo.default_labels(np.arange(1_437) % 10) == 50
+    assert demo.validation_fraction(1_437) == 0.2
+    assert demo.validation_fraction(60_000) == 0.1
+
+
+@pytest.mark.parametrize(
+    "accuracies,expected",
+    [
+        (
+            {
+                "teacher": 0.98,
+                "student_scratch": 0.88,
+                "student_distilled": 0.96,
+            },
+            "Distillation helped: the distilled student scores 0.9600 on the "
+            "test set, +8.0 points over its scratch twin (0.8800), closing "
+            "80% of the gap to the teacher (0.9800).",
+        ),
+        (
+            {
+                "teacher": 0.98,
+                "student_scratch": 0.90,
+                "student_distilled": 0.89,
+                "student_pseudo": 0.91,
+            },
+            "Distillation did not help: the distilled student scores 0.8900 "
+            "on the test set, -1.0 points against its scratch twin (0.9000); "
+            "the teacher scores 0.9800. The teacher's top-class pseudo-labels "
+            "alone gave 0.9100 (-2.0 points for the soft targets).",
+        ),
+        (
+            {
+                "teacher": 0.85,
+                "student_scratch": 0.88,
+                "student_distilled": 0.88,
+            },
+            "Distillation did not help: the distilled student and its "
+            "scratch twin both score 0.8800 on the test set; the teacher "
+            "(0.8500) is no better than the scratch student, so there was no "
+            "gap to close.",
+        ),
+    ],
+)
+def test_verdict(accuracies, expected):
+    assert demo.verdict(accuracies) == expected
+
+
+def test_twins_share_weights_and_steps(trained_teacher):
+    data = demo.split(arrays(), 40, seed=0)
+    settings = {"epochs": 2, "patience": 5, "batch_size": 32}
+    settings.update(alpha=0.1, temperature=4.0)
+    initial = make_mlp(16, "student")
+    before = initial.get_weights()
+    histories = {}
+    for role in ("student_scratch", "student_pseudo", "student_distilled"):
+        student, histories[role] = demo.train_student(
+            role, initial, trained_teacher, data, settings
+        )
+        assert student.name == role
+    # The initial student is copied, not trained.
+    for old, new in zip(before, initial.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert all(len(h["loss"]) == 2 for h in histories.values())
+    assert "val_student_loss" in histories["student_distilled"]
+
+
+def test_epochs_cap_the_teacher_epochs():
+    """`kd-keras demo --epochs 3` trains the teacher 3 epochs, not 30."""
+    assert demo.settings_for("mlp")["teacher_epochs"] == 30
+    assert demo.settings_for("mlp", epochs=3)["teacher_epochs"] == 3
+    assert demo.settings_for("mlp", epochs=100)["teacher_epochs"] == 30
+    given = demo.settings_for("mlp", epochs=3, teacher_epochs=10)
+    assert (given["epochs"], given["teacher_epochs"]) == (3, 10)
