@@ -20,8 +20,8 @@ from kd_keras.hyperparameters import (
 )
 from kd_keras.labels import (
     fill_unlabelled,
-    mask_unlabelled,
     split_unlabelled,
+    weigh_labelled,
 )
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.saving import save_model
@@ -521,7 +521,7 @@ class Distiller(Trainer):
         filled, labelled = split_unlabelled(y, y_pred)
         if labelled is None:
             return super().compute_metrics(x, y, y_pred, sample_weight)
-        _, weights = mask_unlabelled(y, y_pred, sample_weight)
+        weights = weigh_labelled(labelled, sample_weight)
         compat.update_compiled_metrics(self, filled, y_pred, labelled, weights)
         return self.get_metrics_result()
 

@@ -66,8 +66,16 @@ def mask_unlabelled(labels, outputs, sample_weight):
     See `split_unlabelled`; the weights of labelled samples are kept.
     """
     labels, labelled = split_unlabelled(labels, outputs)
-    if labelled is None or sample_weight is None:
-        return labels, labelled if labelled is not None else sample_weight
+    if labelled is None:
+        return labels, sample_weight
+    return labels, weigh_labelled(labelled, sample_weight)
+
+
+def weigh_labelled(labelled, sample_weight):
+    """The weights of `split_unlabelled`'s mask `labelled`: 0 where a
+    sample is unlabelled, its `sample_weight` (or 1 if `None`) elsewhere."""
+    if sample_weight is None:
+        return labelled
     weight = ops.cast(sample_weight, "float32")
     # Weights of shape (batch, 1) against a mask of shape (batch,), or the
     # other way round: align the ranks, never broadcast to (batch, batch).
@@ -75,7 +83,7 @@ def mask_unlabelled(labels, outputs, sample_weight):
         weight = ops.expand_dims(weight, -1)
     while len(labelled.shape) < len(weight.shape):
         labelled = ops.expand_dims(labelled, -1)
-    return labels, labelled * weight
+    return labelled * weight
 
 
 def fill_unlabelled(labels, teacher_logits):
