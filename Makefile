@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast benchmark teachers clean
+.PHONY: demo test test-fast notebooks benchmark teachers clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,23 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/kd-keras demo --overwrite
 
+# The tests run in parallel, one process per core (at most 4: each holds
+# its own TensorFlow), a free process taking tests from a busy one.
+PARALLEL := -n auto --maxprocesses 4 --dist worksteal
+
 test: $(VENV)/.installed
 	$(BIN)/ruff check kd_keras tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # The inner loop while developing: no notebooks, no multi-worker runs.
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest --ignore=tests/test_notebooks.py \
+	$(BIN)/python -m pytest $(PARALLEL) --ignore=tests/test_notebooks.py \
 	    --ignore=tests/test_distribute.py
+
+# The notebooks at their full budgets, their outputs stored (the tests run
+# them at a small one).
+notebooks: $(VENV)/.installed
+	$(BIN)/python benchmarks/notebooks.py
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/article_mlp.py --dataset fashion_mnist

@@ -65,21 +65,26 @@ def update_compiled_metrics(model, y, y_pred, unweighted, weighted):
     Keras' `CompileMetrics.update_state` passes no weights to `metrics` and
     the sample weights to `weighted_metrics`. Leaving samples out of both
     (unlabelled samples) needs a weight for each: `unweighted` (a 0/1
-    mask) for `metrics`, `weighted` for `weighted_metrics`. Reads the
-    private `_flat_metrics` and `_flat_weighted_metrics` (one output).
+    mask) for `metrics`, `weighted` for `weighted_metrics`, the same for
+    every output. Reads the private `_flat_metrics`,
+    `_flat_weighted_metrics` (one entry per output) and `_flatten_y` (the
+    outputs in that order).
     """
     metrics = compiled_metrics(model)
     if metrics is None:
         return
     if not metrics.built:
         metrics.build(y, y_pred)
+    labels, outputs = metrics._flatten_y(y), metrics._flatten_y(y_pred)
     for group, weights in (
         (metrics._flat_metrics, unweighted),
         (metrics._flat_weighted_metrics, weighted),
     ):
-        for metric in group:
+        for metric, labels_i, outputs_i in zip(
+            group, labels, outputs, strict=True
+        ):
             if metric is not None:
-                metric.update_state(y, y_pred, sample_weight=weights)
+                metric.update_state(labels_i, outputs_i, sample_weight=weights)
 
 
 def set_initial_epoch(model, epoch):

@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import cache as teacher_cache
-from kd_keras import compat, finite
+from kd_keras import finite
 from kd_keras import losses as kd_losses
 from kd_keras.hyperparameters import (
     Default,
@@ -18,11 +18,7 @@ from kd_keras.hyperparameters import (
     check_temperature,
     check_weight,
 )
-from kd_keras.labels import (
-    fill_unlabelled,
-    split_unlabelled,
-    weigh_labelled,
-)
+from kd_keras.labels import fill_unlabelled
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.saving import save_model
 from kd_keras.trainer import Batch, Trainer
@@ -518,12 +514,7 @@ class Distiller(Trainer):
         As `keras.Model.compute_metrics`, except that unlabelled samples
         (class `kd_keras.labels.UNLABELLED`) are left out of every metric.
         """
-        filled, labelled = split_unlabelled(y, y_pred)
-        if labelled is None:
-            return super().compute_metrics(x, y, y_pred, sample_weight)
-        weights = weigh_labelled(labelled, sample_weight)
-        compat.update_compiled_metrics(self, filled, y_pred, labelled, weights)
-        return self.get_metrics_result()
+        return self.update_metrics(x, y, y_pred, sample_weight, y_pred)
 
     def prepare_batch(self, x, y):
         """Returns the `(x, y)` a training step uses; `(x, y)` by default.

@@ -218,17 +218,20 @@ class MutualLearning(Trainer):
             sample_weight: Sample weights. Defaults to `None`.
 
         Returns:
-            The logs: `loss`, each student's loss and metrics.
+            The logs: `loss`, each student's loss and metrics. Unlabelled
+            samples (class `kd_keras.labels.UNLABELLED`) are left out of
+            every metric.
         """
         self._require_labels(y)
         if not isinstance(y_pred, (list, tuple)):
             y_pred = [s(x, training=False) for s in self.students]
         names = [student.name for student in self.students]
-        return super().compute_metrics(
+        return self.update_metrics(
             x,
-            dict.fromkeys(names, y),
+            y,
             dict(zip(names, y_pred, strict=True)),
             sample_weight,
+            outputs=y_pred[0],
         )
 
     def _outputs(self, x, training):

@@ -21,7 +21,12 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import compat, distribute, finite, saving, validation
-from kd_keras.labels import is_one_hot, mask_unlabelled
+from kd_keras.labels import (
+    is_one_hot,
+    mask_unlabelled,
+    split_unlabelled,
+    weigh_labelled,
+)
 from kd_keras.views import output_shape
 
 Batch = collections.namedtuple("Batch", ["x", "y", "sample_weight"])
@@ -182,6 +187,27 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
             tracker.update_state(
                 value * replica_count(), sample_weight=batch_size
             )
+
+    def update_metrics(self, x, y, y_pred, sample_weight, outputs):
+        """Updates the compiled metrics, unlabelled samples (class
+        `kd_keras.labels.UNLABELLED`) left out of every one; returns the
+        logs.
+
+        Args:
+            x: The inputs.
+            y: The labels, for every output.
+            y_pred: The outputs: one, or a dict by output name.
+            sample_weight: The sample weights, or `None`.
+            outputs: One output, whose shape tells class indices.
+        """
+        filled, labelled = split_unlabelled(y, outputs)
+        if isinstance(y_pred, dict):
+            filled = dict.fromkeys(y_pred, filled)
+        if labelled is None:
+            return super().compute_metrics(x, filled, y_pred, sample_weight)
+        weights = weigh_labelled(labelled, sample_weight)
+        compat.update_compiled_metrics(self, filled, y_pred, labelled, weights)
+        return self.get_metrics_result()
 
     @property
     def loss_tracker(self):

@@ -63,6 +63,52 @@ def test_evaluate_reports_the_formula(data):
         )
 
 
+def test_unlabelled_samples_are_left_out_of_the_metrics(data):
+    """Each student's accuracy counts labelled samples only; the hard loss
+    of the others is masked and their mimicry kept."""
+    x, y = data
+    students = cohort()[:2]
+    model = kd_keras.MutualLearning(students, temperature=2.0)
+    model.compile(
+        "sgd",
+        metrics=["accuracy"],
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("w")],
+    )
+    y_few = y.copy()
+    y_few[::3] = kd_keras.labels.UNLABELLED
+    labelled = y_few != kd_keras.labels.UNLABELLED
+    weights = np.linspace(0.5, 2.0, len(y))
+    logs = model.evaluate(
+        x,
+        y_few,
+        sample_weight=weights,
+        batch_size=32,
+        verbose=0,
+        return_dict=True,
+    )
+    outputs = [s.predict(x, verbose=0) for s in students]
+    for name, output in zip("ab", outputs, strict=True):
+        right = output.argmax(-1) == y
+        np.testing.assert_allclose(
+            logs[f"{name}_accuracy"], right[labelled].mean(), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            logs[f"{name}_w"],
+            np.sum((weights * right)[labelled]) / np.sum(weights[labelled]),
+            rtol=1e-6,
+        )
+    # Zhang et al.'s loss with the hard term of unlabelled samples masked.
+    (a, b) = (o.astype(np.float64) for o in outputs)
+    for name, own, peer in (("a", a, b), ("b", b, a)):
+        ce = -np.log(np_softmax(own)[np.arange(len(y)), y])
+        per_sample = labelled * ce + np_kd(peer, own, 2.0)
+        np.testing.assert_allclose(
+            logs[f"{name}_loss"],
+            np.sum(weights * per_sample) / len(y),
+            rtol=1e-4,
+        )
+
+
 def test_one_hot_labels_give_the_same_losses(data):
     x, y = data
     model = kd_keras.MutualLearning(cohort()[:2])

@@ -66,6 +66,19 @@ def test_not_a_run_folder(tmp_path):
         report.write_report(tmp_path)
 
 
+def test_a_run_of_an_older_demo(tmp_path, capsys):
+    from kd_keras.app import cli
+
+    run = fake_run()
+    del run["verdict"], run["samples"]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert cli.main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "has no 'samples', 'verdict': an older `kd-keras demo`" in err
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_a_report_is_replaced_only_with_overwrite(tmp_path, capsys):
     from kd_keras.app import cli
 

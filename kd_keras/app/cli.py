@@ -560,6 +560,10 @@ def _distill(args):
     if methods.REGISTRY[args.method].is_scheme:
         import keras
 
+        # Mutual learning logs each student's accuracy under its name.
+        monitor = "val_accuracy"
+        if args.method == "dml":
+            monitor = f"val_{student.name}_accuracy"
         keras.utils.set_random_seed(args.seed)
         methods.train_scheme(
             args.method,
@@ -572,7 +576,9 @@ def _distill(args):
                 "epochs": settings["epochs"],
                 "batch_size": settings["batch_size"],
                 "validation_data": validation,
-                "callbacks": [demo.early_stopping(settings["patience"])],
+                "callbacks": [
+                    demo.early_stopping(settings["patience"], monitor)
+                ],
                 "verbose": 1,
             },
             load=lambda path: _load(path, args),

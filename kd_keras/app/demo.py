@@ -154,11 +154,11 @@ def _hard_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def early_stopping(patience):
-    """Stops when validation accuracy has not improved for `patience`
-    epochs, and restores the best epoch's weights."""
+def early_stopping(patience, monitor="val_accuracy"):
+    """Stops when validation accuracy (`monitor`) has not improved for
+    `patience` epochs, and restores the best epoch's weights."""
     return keras.callbacks.EarlyStopping(
-        "val_accuracy", patience=patience, mode="max", restore_best_weights=True
+        monitor, patience=patience, mode="max", restore_best_weights=True
     )
 
 
@@ -345,29 +345,33 @@ def verdict(accuracies):
     teacher = accuracies["teacher"]
     scratch = accuracies["student_scratch"]
     distilled = accuracies["student_distilled"]
-    gain = 100 * (distilled - scratch)
+    # Points as printed: a gain that rounds to 0.0 is no gain.
+    gain = round(100 * (distilled - scratch), 1)
     if gain > 0:
         opening = (
             f"Distillation helped: the distilled student scores "
             f"{distilled:.4f} on the test set, {gain:+.1f} points over its "
             f"scratch twin ({scratch:.4f})"
         )
-    elif gain == 0:
+    elif gain < 0:
         opening = (
-            f"Distillation did not help: the distilled student and its "
-            f"scratch twin both score {distilled:.4f} on the test set"
+            f"Distillation hurt: the distilled student scores "
+            f"{distilled:.4f} on the test set, {-gain:.1f} points below its "
+            f"scratch twin ({scratch:.4f})"
         )
     else:
         opening = (
-            f"Distillation did not help: the distilled student scores "
-            f"{distilled:.4f} on the test set, {gain:+.1f} points against "
-            f"its scratch twin ({scratch:.4f})"
+            f"Distillation made no difference: the distilled student scores "
+            f"{distilled:.4f} on the test set, its scratch twin "
+            f"{scratch:.4f}"
         )
     if teacher <= scratch:
         opening += (
             f"; the teacher ({teacher:.4f}) is no better than the scratch "
             "student, so there was no gap to close"
         )
+    elif gain > 0 and distilled > teacher:
+        opening += f", overtaking the teacher ({teacher:.4f})"
     elif gain > 0:
         share = (distilled - scratch) / (teacher - scratch)
         opening += (

@@ -16,18 +16,37 @@ ROLES = {
     "student_distilled": "distilled student",
 }
 RUN_FILE = "run.json"
+# What a report reads from run.json.
+RUN_KEYS = (
+    "dataset",
+    "settings",
+    "samples",
+    "verdict",
+    "models",
+    "histories",
+    "validation_accuracy",
+    "confusion_matrix",
+)
 PLOTS = ("curves.png", "comparison.png", "confusion.png")
 
 
 def read_run(run_dir):
-    """The `run.json` of `run_dir`, with a clear error if it is missing."""
+    """The `run.json` of `run_dir`, with a clear error if it is missing or
+    lacks what a report reads."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"{str(run_dir)!r} is not a run folder: it has no {RUN_FILE}. "
             "`kd-keras demo` writes one."
         )
-    return json.loads(path.read_text())
+    run = json.loads(path.read_text())
+    missing = [key for key in RUN_KEYS if key not in run]
+    if missing:
+        raise ValueError(
+            f"{path} has no {', '.join(map(repr, missing))}: an older "
+            "`kd-keras demo` wrote it. Run the demo again to report on it."
+        )
+    return run
 
 
 def _figure(columns=1, figsize=(7, 4)):
