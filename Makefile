@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[app,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[app,tune,dev]"
 	touch $@
 
 demo: $(VENV)/.installed

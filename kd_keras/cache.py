@@ -158,9 +158,14 @@ def pack(inputs, stored):
     return {INPUTS: inputs, TEACHER_OUTPUTS: stored}
 
 
+def is_packed(x):
+    """Whether `x` carries the teacher's outputs (`pack`)."""
+    return isinstance(x, dict) and TEACHER_OUTPUTS in x
+
+
 def unpack(x):
     """`(inputs, stored teacher outputs or None)` of a batch's `x`."""
-    if isinstance(x, dict) and TEACHER_OUTPUTS in x:
+    if is_packed(x):
         return x[INPUTS], x[TEACHER_OUTPUTS]
     return x, None
 

@@ -616,13 +616,86 @@ class Distiller(Trainer):
         ]
         return 4 * samples * int(sum(sizes))
 
-    def _with_teacher_outputs(self, name, x, batch_size, verbose):
+    @property
+    def teacher_layers(self):
+        """Names of the teacher layers whose outputs the losses read,
+        besides its logits, in the order they are cached."""
+        return tuple(self._teacher_layers)
+
+    def check_data(self, names, data):
+        """As `Trainer.check_data`; the inputs of `x` packed with the
+        teacher's outputs (`with_teacher_outputs`) are checked."""
+        x, *rest = data
+        super().check_data(names, (teacher_cache.unpack(x)[0], *rest))
+
+    def with_teacher_outputs(self, x, batch_size=32, verbose=1):
+        """`x` with the teacher's outputs on it, computed now, once.
+
+        `fit` and `evaluate` of this Distiller, or of any other Distiller
+        of the same teacher whose losses read the same `teacher_layers`,
+        take the result as `x` (or `validation_data[0]`) and train from
+        the outputs it carries without running the teacher: a sweep over
+        settings or seeds, or a tuning search (`kd_keras.tune`), pays for
+        the teacher once. Stored as `cache` says (`TeacherCache()` when
+        `cache` is `"auto"` or `False`).
+
+        Args:
+            x: The inputs: numpy arrays or tensors.
+            batch_size: The training batch size; the teacher runs larger
+                batches. Defaults to `32`.
+            verbose: Whether to show a progress bar. Defaults to `1`.
+
+        Returns:
+            The inputs and the teacher's outputs, packed in a dict.
+
+        Example:
+
+        ```python
+        packed = distiller.with_teacher_outputs(x_train)
+        for alpha in (0.1, 0.5):
+            d = kd_keras.Distiller(teacher, new_student(), alpha=alpha)
+            d.compile("adam", metrics=["accuracy"])
+            d.fit(packed, y_train, epochs=10)  # the teacher does not run
+        ```
+        """
+        if not teacher_cache.is_in_memory(x):
+            raise TypeError(
+                "with_teacher_outputs takes numpy arrays or tensors. "
+                f"Received: x of type {type(x).__name__}"
+            )
+        if teacher_cache.is_packed(x):
+            return self._with_teacher_outputs("x", x, batch_size, verbose)
+        storage = self._cache_storage(x)
+        if not isinstance(storage, teacher_cache.TeacherCache):
+            storage = teacher_cache.TeacherCache()
+        return self._with_teacher_outputs("x", x, batch_size, verbose, storage)
+
+    def _check_attached(self, name, x):
+        """Raises unless the outputs packed in `x` are the ones this
+        Distiller's losses read."""
+        _, stored = teacher_cache.unpack(x)
+        features = sum(key.startswith("feature_") for key in stored)
+        if features != len(self._teacher_layers):
+            raise ValueError(
+                f"The teacher outputs of {name} were computed for losses "
+                f"reading {features} teacher layer(s) besides the logits; "
+                f"this Distiller's read {len(self._teacher_layers)} "
+                f"({', '.join(self._teacher_layers) or 'none'}). Compute "
+                "them with this Distiller's with_teacher_outputs."
+            )
+        self._cached_classes = output_shape(self.teacher, "teacher")[-1]
+
+    def _with_teacher_outputs(self, name, x, batch_size, verbose, storage=None):
         """`x` with the teacher's outputs attached when they are cached.
 
         `name` names `x` in errors; `batch_size` is the training batch size;
         arrays are cached in batches of `teacher_cache.caching_batch_size`.
+        Outputs already attached (`with_teacher_outputs`) are kept.
         """
-        storage = self._cache_storage(x)
+        if teacher_cache.is_packed(x):
+            self._check_attached(name, x)
+            return x
+        storage = storage or self._cache_storage(x)
         if storage is None:
             return x
         if self._teacher_function is None:

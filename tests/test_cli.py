@@ -527,6 +527,42 @@ def test_distill_with_a_scheme(workdir, teacher, method, params, teachers):
     assert kd_keras_load(workdir / output).name == "mlp_student"
 
 
+def test_tune(workdir, teacher):
+    args = (
+        *("tune", "--teacher", teacher, "--student", "mlp"),
+        *("--dataset", "tiny.npz", "--trials", "3", "--epochs", "2"),
+        *("--method", "kd", "--method", "dist", "--output", "tuned.h5"),
+        *("--run-dir", "tune_run"),
+    )
+    result = kd_keras(*args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    run = workdir / "tune_run"
+    diagnosis = (run / "diagnosis.txt").read_text()
+    assert "teacher validation accuracy" in diagnosis
+    assert "T = 8: entropy" in diagnosis
+    lines = (run / "trials.csv").read_text().splitlines()
+    assert lines[0].startswith("trial_id,method,temperature,alpha")
+    assert len(lines) == 4
+    for plot in ("heatmap.png", "progress.png"):
+        assert (run / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = json.loads((workdir / "tuned.json").read_text())
+    assert card["method"] in ("kd", "dist")
+    assert {"temperature", "alpha", "learning_rate"} <= set(
+        card["hyperparameters"]
+    )
+    assert 0 < card["hyperparameters"]["validation_accuracy"] <= 1
+    assert re.search(
+        r"Test accuracy: tuned student [\d.]+, scratch twin [\d.]+ "
+        r"\([+-][\d.]+ points\), teacher",
+        result.stdout,
+    )
+    assert kd_keras_load(workdir / "tuned.h5").name == "student"
+    # Run again, it refuses to replace the student before any work.
+    again = kd_keras(*args, cwd=workdir)
+    assert again.returncode == 1
+    assert "tuned.h5 exists; pass --overwrite" in again.stderr
+
+
 @pytest.mark.parametrize(
     "method, params, teachers, message",
     [

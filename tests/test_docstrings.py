@@ -37,6 +37,7 @@ MODULES = (
     "mutual",
     "saving",
     "teachers",
+    "tuning",
 )
 # Helpers other modules use, left out of the API.
 INTERNAL = {

@@ -41,6 +41,12 @@ EXAMPLES = {
   kd-keras distill --teacher fm_teacher.h5 --student cnn \\
       --dataset fashion_mnist --method takd --param assistant=cnn \\
       --output fm_takd.h5""",
+    "tune": """examples:
+  kd-keras tune --teacher saved_models/digits_mlp_teacher.h5 --student mlp \\
+      --dataset digits --trials 12 --output tuned_student.h5
+  kd-keras tune --teacher fm_teacher.h5 --student cnn \\
+      --dataset fashion_mnist --tuner hyperband --epochs 9 \\
+      --method kd --method dist --output fm_tuned.h5""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
   kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5
@@ -307,6 +313,57 @@ def _parser():
         "repeat for several",
     )
     distill.add_argument("--output", required=True, type=Path)
+
+    tune = _command(
+        commands,
+        "tune",
+        "search T, alpha and the learning rate with KerasTuner",
+        "Diagnoses the pair first (the teacher's validation accuracy "
+        "against a student trained alone, and how much its soft targets "
+        "say at each T), then searches the distillation settings with "
+        "KerasTuner: every trial starts from the same student, trains from "
+        "the teacher's outputs computed once for the whole search, and is "
+        "scored on a validation split of the training data. Writes "
+        "diagnosis.txt, trials.csv, a T x alpha heat-map and the search's "
+        "progress to the run folder, saves the best student as .h5 with "
+        "its card, and prints its test accuracy next to the scratch "
+        "twin's. Run again, an interrupted search resumes.",
+    )
+    tune.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        type=Path,
+        help="the teacher's .h5/.keras file; repeat for an ensemble",
+    )
+    tune.add_argument(
+        "--student", required=True, help="a .h5/.keras file, or mlp or cnn"
+    )
+    _add_training(tune)
+    _add_patience(tune)
+    tune.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=10,
+        help="number of trials; hyperband sets its own (default: 10)",
+    )
+    tune.add_argument(
+        "--tuner",
+        choices=("random", "bayesian", "hyperband"),
+        default="random",
+        help="KerasTuner's search algorithm (default: random)",
+    )
+    tune.add_argument(
+        "--method",
+        action="append",
+        choices=[n for n, m in methods.METHODS.items() if not m.required],
+        help="a method to search; repeat for several (default: kd)",
+    )
+    tune.add_argument(
+        "--run-dir", help="the run folder (default: runs/tune_<dataset>)"
+    )
+    tune.add_argument("--output", required=True, type=Path)
+    tune.set_defaults(teacher_average="probabilities")
 
     evaluate = _command(
         commands,
@@ -601,6 +658,66 @@ def _distill(args):
     _save_with_card(student, args, data, args.method, settings)
 
 
+def _tune(args):
+    from kd_keras import datasets
+    from kd_keras.app import demo, tune
+
+    _check_outputs_free(args)
+    data = datasets.load(args.dataset)
+    (x_train, y_train), _ = data
+    teacher = _teacher(args, x_train, y_train)
+    if args.student in ("mlp", "cnn"):
+        student = demo.new_student(data, args.student, args.seed)
+    else:
+        student = _load(args.student, args)
+    datasets.check_fits(student, "student", x_train, y_train)
+    run_dir = Path(
+        args.run_dir or Path("runs") / f"tune_{Path(args.dataset).stem}"
+    )
+    result = tune.run(
+        teacher,
+        student,
+        args.dataset,
+        run_dir,
+        trials=args.trials,
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        tuner=args.tuner,
+        methods=args.method or ["kd"],
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    best, accuracies = result["best"], result["accuracies"]
+    settings = dict(best.hyperparameters)
+    _save_with_card(
+        best.student,
+        args,
+        data,
+        settings.pop("method"),
+        {
+            **settings,
+            "validation_accuracy": round(best.validation_accuracy, 4),
+            "tuner": args.tuner,
+            "trials": len(best.trials),
+            "teacher": [str(path) for path in args.teacher],
+        },
+    )
+    gain = 100 * (accuracies["best"] - accuracies["scratch"])
+    print(
+        f"\nBest of {len(best.trials)} trials: "
+        + ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in best.hyperparameters.items()
+        )
+        + f" (validation accuracy {best.validation_accuracy:.4f}).\n"
+        f"Test accuracy: tuned student {accuracies['best']:.4f}, scratch "
+        f"twin {accuracies['scratch']:.4f} ({gain:+.1f} points), teacher "
+        f"{accuracies['teacher']:.4f}.\n"
+        f"Diagnosis, trials.csv and plots in {run_dir}/."
+    )
+
+
 def _evaluate(args):
     from kd_keras import datasets
     from kd_keras.app import evaluation
@@ -690,6 +807,7 @@ COMMANDS = {
     "demo": _demo,
     "train-teacher": _train_teacher,
     "distill": _distill,
+    "tune": _tune,
     "evaluate": _evaluate,
     "report": _report,
     "export": _export,

@@ -1,0 +1,256 @@
+"""`kd-keras tune`: a diagnosis, a KerasTuner search, its plots and the best
+student with its card.
+
+The run folder (`runs/tune_<dataset>` by default) holds KerasTuner's
+project (`search/`, from which an interrupted search resumes),
+`diagnosis.txt`, `trials.csv`, `heatmap.png` (validation accuracy over T ×
+alpha) and `progress.png` (the best validation accuracy against the trial
+number).
+"""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from kd_keras import datasets, models, tuning, views
+from kd_keras.app import demo, evaluation
+from kd_keras.saving import atomic_path
+
+PROJECT = "search"
+
+
+def soft_target_lines(teacher_logits, temperatures):
+    """One line per temperature: how informative the teacher's soft targets
+    are (their mean entropy, as a share of the largest possible, and the
+    mean probability off the top class), and the off-top mass by T."""
+    statistics = tuning.soft_target_statistics(teacher_logits, temperatures)
+    lines = [
+        f"  T = {t:g}: entropy {s['entropy']:.0%} of its maximum, "
+        f"{s['off_top']:.1%} of the probability off the top class"
+        for t, s in statistics.items()
+    ]
+    return lines, {t: s["off_top"] for t, s in statistics.items()}
+
+
+def conclusion(teacher_accuracy, scratch_accuracy, off_top):
+    """What the diagnosis means for the search, in one line."""
+    lead = 100 * (teacher_accuracy - scratch_accuracy)
+    if lead <= 0:
+        return (
+            "The teacher is no better than the student trained alone: "
+            "distillation has little to give it; a stronger teacher, or "
+            "unlabelled inputs the teacher labels, would."
+        )
+    hottest = max(off_top)
+    if off_top[hottest] < 0.05:
+        return (
+            f"The teacher leads by {lead:.1f} points, but its soft targets "
+            f"are nearly one-hot even at T = {hottest:g}: try higher "
+            "temperatures, or augmented inputs."
+        )
+    return (
+        f"The teacher leads the student trained alone by {lead:.1f} points "
+        "on validation data and its soft targets carry more than the "
+        "labels: the search has something to find."
+    )
+
+
+def write_trials(trials, path):
+    """`trials` (dicts) as a CSV file, one row per trial."""
+    columns = list(dict.fromkeys(key for trial in trials for key in trial))
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(trials)
+
+
+def _save(figure, path):
+    figure.tight_layout()
+    with atomic_path(path, overwrite=True) as tmp:
+        figure.savefig(tmp, dpi=100, format="png")
+
+
+def plot_heatmap(trials, path, temperatures, alphas):
+    """Best validation accuracy of the trials at each T × alpha of the
+    grid (blank where no trial ran)."""
+    temperatures, alphas = list(temperatures), list(alphas)
+    grid = np.full((len(alphas), len(temperatures)), np.nan)
+    for trial in trials:
+        i = alphas.index(trial["alpha"])
+        j = temperatures.index(trial["temperature"])
+        grid[i, j] = np.fmax(grid[i, j], trial["val_accuracy"])
+    figure = Figure(figsize=(1.2 * len(temperatures) + 2.5, 3.5))
+    axis = figure.subplots()
+    image = axis.imshow(grid, cmap="viridis", origin="lower")
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            axis.text(
+                j,
+                i,
+                f"{value:.3f}",
+                ha="center",
+                va="center",
+                color="white",
+                fontsize=8,
+            )
+    axis.set(
+        xticks=range(len(temperatures)),
+        xticklabels=[f"{t:g}" for t in temperatures],
+        yticks=range(len(alphas)),
+        yticklabels=[f"{a:g}" for a in alphas],
+        xlabel="temperature T",
+        ylabel="alpha",
+        title="Best validation accuracy (blank: not tried)",
+    )
+    figure.colorbar(image, ax=axis)
+    _save(figure, path)
+
+
+def plot_progress(trials, path):
+    """Each trial's validation accuracy and the best so far."""
+    scores = [t["val_accuracy"] for t in trials]
+    numbers = np.arange(1, len(scores) + 1)
+    figure = Figure(figsize=(6, 3.5))
+    axis = figure.subplots()
+    axis.plot(numbers, scores, "o", color="tab:gray", label="trial")
+    axis.step(
+        numbers,
+        np.maximum.accumulate(scores),
+        where="post",
+        color="tab:blue",
+        label="best so far",
+    )
+    axis.set(xlabel="trial", ylabel="validation accuracy", title="The search")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    _save(figure, path)
+
+
+def run(
+    teacher,
+    student,
+    dataset,
+    run_dir,
+    trials=10,
+    epochs=None,
+    patience=None,
+    batch_size=None,
+    tuner="random",
+    methods=("kd",),
+    seed=0,
+    overwrite=False,
+    verbose=1,
+):
+    """Diagnoses, searches and reports; returns a dict of the results.
+
+    Args:
+        teacher: The trained teacher.
+        student: The student whose initial weights every trial starts
+            from (it is not changed).
+        dataset: A name of `kd_keras.datasets.NAMES` or a `.npz` path.
+        run_dir: The run folder.
+        trials: Number of trials (Hyperband sets its own). Defaults to 10.
+        epochs: Most epochs a trial trains. Defaults to the demo's, per
+            architecture.
+        patience: Epochs without a better validation accuracy before a
+            trial (and the scratch twin) stops. Defaults to the demo's.
+        batch_size: Defaults to the demo's, per architecture.
+        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
+        methods: Method names searched. Defaults to `("kd",)`.
+        seed: Seed of the split, the tuner and the data order.
+        overwrite: Start the search over instead of resuming it.
+        verbose: Keras' `verbose` for the training.
+
+    Returns:
+        `best` (the `tuning.TuneResult`), `scratch` (the scratch twin),
+        `accuracies` (test accuracy of `teacher`, `scratch`, `best`) and
+        `diagnosis` (its lines).
+    """
+    run_dir = Path(run_dir)
+    data = datasets.load(dataset)
+    settings = demo.settings_for(
+        demo.default_architecture(data[0][0]),
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+    )
+    train, validation, everything = demo.split(data, None, seed)
+    (x_val, y_val), (x_test, y_test) = validation, data[1]
+
+    print(
+        f"[1/3] Diagnosis: a student trained alone for at most "
+        f"{settings['epochs']} epochs ..."
+    )
+    scratch, _ = demo.train_student(
+        "student_scratch",
+        student,
+        teacher,
+        (train, validation, everything),
+        settings,
+        seed,
+        verbose=0,
+    )
+    teacher_val = evaluation.accuracy(teacher, x_val, y_val)
+    scratch_val = evaluation.accuracy(scratch, x_val, y_val)
+    logits = views.to_logits(
+        evaluation.outputs(teacher, train[0]), views.output_activation(teacher)
+    )
+    lines, off_top = soft_target_lines(logits, tuning.TEMPERATURES)
+    diagnosis = [
+        f"teacher validation accuracy {teacher_val:.4f}, student trained "
+        f"alone {scratch_val:.4f}",
+        "the teacher's soft targets on the training data:",
+        *lines,
+        conclusion(teacher_val, scratch_val, off_top),
+    ]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "diagnosis.txt", overwrite=True) as tmp:
+        Path(tmp).write_text("\n".join(diagnosis) + "\n")
+    print("\n".join(diagnosis))
+
+    print(
+        f"\n[2/3] Searching: {trials} trials of at most "
+        f"{settings['epochs']} epochs ({tuner}) ..."
+    )
+    best = tuning.tune(
+        teacher,
+        lambda hp: models.copy_model(student, "student"),
+        *train,
+        validation_data=validation,
+        tuner=tuner,
+        max_trials=trials,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        methods=methods,
+        directory=run_dir,
+        project_name=PROJECT,
+        overwrite=overwrite,
+        seed=seed,
+        callbacks=[demo.early_stopping(settings["patience"])],
+        verbose=verbose,
+    )
+    print("\n[3/3] Report")
+    write_trials(best.trials, run_dir / "trials.csv")
+    plot_heatmap(
+        best.trials,
+        run_dir / "heatmap.png",
+        tuning.TEMPERATURES,
+        tuning.ALPHAS,
+    )
+    plot_progress(best.trials, run_dir / "progress.png")
+    accuracies = {
+        name: evaluation.accuracy(model, x_test, y_test)
+        for name, model in (
+            ("teacher", teacher),
+            ("scratch", scratch),
+            ("best", best.student),
+        )
+    }
+    return {
+        "best": best,
+        "scratch": scratch,
+        "accuracies": accuracies,
+        "diagnosis": diagnosis,
+    }

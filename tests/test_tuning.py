@@ -1,0 +1,222 @@
+"""`kd_keras.tune`: KerasTuner searches with the teacher paid once."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import FEATURES, make_data, make_mlp
+
+import kd_keras
+from kd_keras import tuning
+
+
+class CountingLayer(keras.layers.Layer):
+    """Counts the samples it sees, in a variable (graph mode too)."""
+
+    def build(self, input_shape):
+        self.samples = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, dtype="int64"
+        )
+
+    def call(self, x):
+        self.samples.assign_add(keras.ops.cast(keras.ops.shape(x)[0], "int64"))
+        return x
+
+
+def counting_teacher(trained):
+    """`trained` behind a layer that counts the samples the teacher sees."""
+    inputs = keras.Input((FEATURES,))
+    counter = CountingLayer()
+    teacher = keras.Model(inputs, trained(counter(inputs)), name="teacher")
+    return teacher, counter
+
+
+def student_fn(hp):
+    return make_mlp(16, "student")
+
+
+def search(tmp_path, teacher, **kwargs):
+    x, y = make_data(samples=120)
+    options = dict(
+        validation_split=0.25,
+        max_trials=3,
+        epochs=2,
+        batch_size=30,
+        directory=tmp_path,
+        project_name="search",
+        verbose=0,
+    )
+    return tuning.tune(teacher, student_fn, x, y, **{**options, **kwargs})
+
+
+def test_the_teacher_runs_once_for_the_whole_search(trained_teacher, tmp_path):
+    teacher, counter = counting_teacher(trained_teacher)
+    result = search(tmp_path, teacher, max_trials=4)
+    assert len(result.trials) == 4
+    # One pass over the 90 training and the 30 validation inputs, not one
+    # per epoch of every trial.
+    assert int(counter.samples.numpy()) == 120
+    assert result.teacher_passes == 2
+
+
+def test_the_result(trained_teacher, tmp_path):
+    x, y = make_data(samples=120)
+    result = search(tmp_path, trained_teacher)
+    assert isinstance(result.student, keras.Model)
+    assert not isinstance(result.student, kd_keras.Distiller)
+    assert set(result.hyperparameters) == {
+        "method",
+        "temperature",
+        "alpha",
+        "learning_rate",
+    }
+    assert result.hyperparameters["temperature"] in tuning.TEMPERATURES
+    assert result.hyperparameters["alpha"] in tuning.ALPHAS
+    scores = [trial["val_accuracy"] for trial in result.trials]
+    assert result.validation_accuracy == max(scores)
+    # The student returned is the best trial's at its best epoch: its
+    # accuracy on the validation split is the trial's score.
+    (_, _), (x_val, y_val) = tuning.split_validation(x, y, 0.25)
+    accuracy = np.mean(
+        result.student.predict(x_val, verbose=0).argmax(-1) == y_val
+    )
+    assert accuracy == pytest.approx(result.validation_accuracy, abs=1e-6)
+
+
+def test_trials_start_from_the_same_student(trained_teacher):
+    hypermodel = tuning.DistillationHyperModel(trained_teacher, student_fn)
+    import keras_tuner
+
+    first = hypermodel.build(keras_tuner.HyperParameters())
+    second = hypermodel.build(keras_tuner.HyperParameters())
+    for a, b in zip(
+        first.student.get_weights(), second.student.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_hyperband_trains_partial_trials(trained_teacher, tmp_path):
+    teacher, counter = counting_teacher(trained_teacher)
+    result = search(tmp_path, teacher, tuner="hyperband", epochs=3, factor=3)
+    assert len(result.trials) >= 3
+    assert int(counter.samples.numpy()) == 120
+
+
+def test_a_method_and_its_parameters_are_searched(trained_teacher, tmp_path):
+    result = search(
+        tmp_path,
+        trained_teacher,
+        max_trials=4,
+        methods=("kd", "dkd"),
+        method_parameters={"dkd": {"beta": [1.0, 8.0]}},
+    )
+    for trial in result.trials:
+        assert trial["method"] in ("kd", "dkd")
+        assert ("dkd_beta" in trial) == (trial["method"] == "dkd")
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Interrupts the search in its second trial (as Ctrl-C would)."""
+
+    trials = 0
+
+    def on_train_begin(self, logs=None):
+        Interrupt.trials += 1
+        if Interrupt.trials == 2:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_search_resumes(trained_teacher, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path, trained_teacher, callbacks=[Interrupt()])
+    started = Interrupt.trials
+    result = search(tmp_path, trained_teacher)
+    assert len(result.trials) == 3
+    # The first trial was kept: the resumed search ran the other two.
+    assert Interrupt.trials == started
+    assert [t["trial_id"] for t in result.trials] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"tuner": "grid"}, ValueError, "tuner must be one of random"),
+        ({"tuner": object}, ValueError, "tuner must be one of random"),
+        (
+            {"alphas": (0.5, 2.0)},
+            ValueError,
+            r"alphas must lie in \[0.0, 1.0\]",
+        ),
+        ({"temperatures": ()}, TypeError, "temperatures must be a non-empty"),
+        ({"methods": ("nope",)}, ValueError, "Unknown method 'nope'"),
+        ({"validation_split": 0.0}, ValueError, "validation_split must be"),
+        (
+            {"method_parameters": {"dkd": {"beta": [1.0]}}},
+            ValueError,
+            "method_parameters names",
+        ),
+    ],
+)
+def test_bad_input(trained_teacher, tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        search(tmp_path, trained_teacher, **kwargs)
+
+
+def test_student_fn_must_be_callable(trained_teacher):
+    with pytest.raises(TypeError, match="student_fn must be a function"):
+        tuning.DistillationHyperModel(trained_teacher, make_mlp(4, "s"))
+
+
+def test_outputs_of_other_teacher_layers_are_refused(trained_teacher):
+    x, y = make_data()
+    logits_only = kd_keras.Distiller(trained_teacher, make_mlp(16, "s"))
+    packed = logits_only.with_teacher_outputs(x, verbose=0)
+    hidden = trained_teacher.layers[1].name
+    student = make_mlp(16, "student")
+    fitnet = kd_keras.Distiller(
+        trained_teacher,
+        student,
+        kd_keras.losses.FitNet(hidden, student.layers[1].name),
+    )
+    fitnet.compile("adam")
+    with pytest.raises(ValueError, match="teacher outputs of x were computed"):
+        fitnet.fit(packed, y, epochs=1, verbose=0)
+
+
+def test_attached_outputs_train_like_a_cached_fit(trained_teacher):
+    """A Distiller given `with_teacher_outputs`' result trains exactly as
+    one that caches the outputs itself."""
+    x, y = make_data()
+    students = []
+    for attach in (False, True):
+        keras.utils.set_random_seed(1)
+        student = make_mlp(16, "student")
+        distiller = kd_keras.Distiller(trained_teacher, student)
+        distiller.compile("sgd")
+        inputs = distiller.with_teacher_outputs(x, verbose=0) if attach else x
+        distiller.fit(
+            inputs, y, epochs=2, batch_size=16, shuffle=False, verbose=0
+        )
+        students.append(student.get_weights())
+    for a, b in zip(*students, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_rest_of_kd_keras_works_without_keras_tuner():
+    code = """
+import sys
+sys.modules["keras_tuner"] = None  # as if it were not installed
+import keras, kd_keras
+kd_keras.Distiller
+try:
+    kd_keras.tune
+except ImportError as error:
+    print(error)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install kd_keras[tune]" in result.stdout
