@@ -665,6 +665,12 @@ class Distiller(Trainer):
             )
         if teacher_cache.is_packed(x):
             return self._with_teacher_outputs("x", x, batch_size, verbose)
+        if self.changes_batches:
+            raise ValueError(
+                f"{type(self).__name__} changes each batch before the "
+                "teacher sees it (prepare_batch): its teacher outputs "
+                "cannot be computed ahead."
+            )
         storage = self._cache_storage(x)
         if not isinstance(storage, teacher_cache.TeacherCache):
             storage = teacher_cache.TeacherCache()
@@ -683,7 +689,17 @@ class Distiller(Trainer):
                 f"({', '.join(self._teacher_layers) or 'none'}). Compute "
                 "them with this Distiller's with_teacher_outputs."
             )
-        self._cached_classes = output_shape(self.teacher, "teacher")[-1]
+        if "logits" in stored:
+            self._cached_classes = stored["logits"].shape[-1]
+        else:
+            self._cached_classes = output_shape(self.teacher, "teacher")[-1]
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Evaluates; see `keras.Model.evaluate`. `x` may carry the
+        teacher's outputs (`with_teacher_outputs`)."""
+        if teacher_cache.is_packed(x):
+            self._check_attached("x", x)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def _with_teacher_outputs(self, name, x, batch_size, verbose, storage=None):
         """`x` with the teacher's outputs attached when they are cached.

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, CountingDistiller, make_mlp
+from conftest import CLASSES, CountingDistiller, make_data, make_mlp
 from test_losses import np_kd, np_softmax
 
 import kd_keras
@@ -380,3 +380,64 @@ def test_fit_caches_with_the_caching_pass_batch(monkeypatch, data):
     distiller.compile("sgd")
     distiller.fit(images, y, batch_size=128, epochs=1, verbose=0)
     assert batch_sizes == [256]
+
+
+def test_outputs_of_other_teacher_layers_are_refused(trained_teacher):
+    x, y = make_data()
+    logits_only = kd_keras.Distiller(trained_teacher, make_mlp(16, "s"))
+    packed = logits_only.with_teacher_outputs(x, verbose=0)
+    hidden = trained_teacher.layers[1].name
+    student = make_mlp(16, "student")
+    fitnet = kd_keras.Distiller(
+        trained_teacher,
+        student,
+        kd_keras.losses.FitNet(hidden, student.layers[1].name),
+    )
+    fitnet.compile("adam")
+    with pytest.raises(ValueError, match="teacher outputs of x were computed"):
+        fitnet.fit(packed, y, epochs=1, verbose=0)
+
+
+def test_attached_outputs_train_like_a_cached_fit(trained_teacher):
+    """A Distiller given `with_teacher_outputs`' result trains exactly as
+    one that caches the outputs itself."""
+    x, y = make_data()
+    students = []
+    for attach in (False, True):
+        keras.utils.set_random_seed(1)
+        student = make_mlp(16, "student")
+        distiller = kd_keras.Distiller(trained_teacher, student)
+        distiller.compile("sgd")
+        inputs = distiller.with_teacher_outputs(x, verbose=0) if attach else x
+        distiller.fit(
+            inputs, y, epochs=2, batch_size=16, shuffle=False, verbose=0
+        )
+        students.append(student.get_weights())
+    for a, b in zip(*students, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_attached_top_k_outputs_evaluate_in_a_new_distiller(trained_teacher):
+    x, y = make_data()
+    storage = kd_keras.TeacherCache(top_k=2)
+    first = kd_keras.Distiller(
+        trained_teacher, make_mlp(16, "s"), cache=storage
+    )
+    packed = first.with_teacher_outputs(x, verbose=0)
+    student = make_mlp(16, "student")
+    fresh = kd_keras.Distiller(trained_teacher, student, cache=storage)
+    fresh.compile("sgd")
+    attached = fresh.evaluate(packed, y, verbose=0, return_dict=True)
+    online = kd_keras.Distiller(trained_teacher, student, cache=False)
+    online.compile("sgd")
+    exact = online.evaluate(x, y, verbose=0, return_dict=True)
+    # Top-2 of 4 logits at T=4: close to the exact loss, not equal.
+    assert attached["loss"] == pytest.approx(exact["loss"], rel=0.2)
+    assert attached["student_loss"] == pytest.approx(exact["student_loss"])
+
+
+def test_outputs_cannot_be_attached_for_changed_batches(trained_teacher):
+    x, _ = make_data()
+    matching = kd_keras.FunctionMatching(trained_teacher, make_mlp(16, "s"))
+    with pytest.raises(ValueError, match="cannot be computed ahead"):
+        matching.with_teacher_outputs(x, verbose=0)

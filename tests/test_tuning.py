@@ -169,41 +169,6 @@ def test_student_fn_must_be_callable(trained_teacher):
         tuning.DistillationHyperModel(trained_teacher, make_mlp(4, "s"))
 
 
-def test_outputs_of_other_teacher_layers_are_refused(trained_teacher):
-    x, y = make_data()
-    logits_only = kd_keras.Distiller(trained_teacher, make_mlp(16, "s"))
-    packed = logits_only.with_teacher_outputs(x, verbose=0)
-    hidden = trained_teacher.layers[1].name
-    student = make_mlp(16, "student")
-    fitnet = kd_keras.Distiller(
-        trained_teacher,
-        student,
-        kd_keras.losses.FitNet(hidden, student.layers[1].name),
-    )
-    fitnet.compile("adam")
-    with pytest.raises(ValueError, match="teacher outputs of x were computed"):
-        fitnet.fit(packed, y, epochs=1, verbose=0)
-
-
-def test_attached_outputs_train_like_a_cached_fit(trained_teacher):
-    """A Distiller given `with_teacher_outputs`' result trains exactly as
-    one that caches the outputs itself."""
-    x, y = make_data()
-    students = []
-    for attach in (False, True):
-        keras.utils.set_random_seed(1)
-        student = make_mlp(16, "student")
-        distiller = kd_keras.Distiller(trained_teacher, student)
-        distiller.compile("sgd")
-        inputs = distiller.with_teacher_outputs(x, verbose=0) if attach else x
-        distiller.fit(
-            inputs, y, epochs=2, batch_size=16, shuffle=False, verbose=0
-        )
-        students.append(student.get_weights())
-    for a, b in zip(*students, strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_the_rest_of_kd_keras_works_without_keras_tuner():
     code = """
 import sys
