@@ -45,7 +45,7 @@ TUNERS = {
 }
 
 
-def _check_choices(name, values, low=None):
+def _check_choices(name, values, bounds=None):
     values = tuple(values)
     if not values or any(
         isinstance(v, bool) or not isinstance(v, int | float) for v in values
@@ -54,9 +54,11 @@ def _check_choices(name, values, low=None):
             f"{name} must be a non-empty sequence of numbers. Received: "
             f"{name}={values!r}"
         )
-    if low is not None and any(not low[0] <= v <= low[1] for v in values):
+    if bounds is not None and any(
+        not bounds[0] <= v <= bounds[1] for v in values
+    ):
         raise ValueError(
-            f"{name} must lie in [{low[0]}, {low[1]}]. Received: "
+            f"{name} must lie in [{bounds[0]}, {bounds[1]}]. Received: "
             f"{name}={values!r}"
         )
     return tuple(float(v) for v in values)
@@ -68,7 +70,8 @@ class _TrialDistiller(Distiller):
     KerasTuner saves a trial's best epoch with `save_weights` and loads it
     for the best model and for Hyperband's next round of the trial. The
     teacher is frozen and the same in every trial: writing its weights at
-    every better epoch would cost a wide teacher's size each time.
+    every better epoch would cost a wide teacher's size each time. (The
+    adapters of feature losses start again in Hyperband's next round.)
     """
 
     def save_weights(self, filepath, overwrite=True):
@@ -151,6 +154,13 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         self.learning_rates = _check_choices(
             "learning_rates", learning_rates, (0.0, math.inf)
         )
+        if len(self.learning_rates) != 2 or not (
+            0 < self.learning_rates[0] <= self.learning_rates[1]
+        ):
+            raise ValueError(
+                "learning_rates must be (low, high) with 0 < low <= high, or "
+                f"one number. Received: learning_rates={learning_rates!r}"
+            )
         self.method_parameters = dict(method_parameters or {})
         unknown = set(self.method_parameters) - set(methods)
         if unknown:

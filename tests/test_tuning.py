@@ -150,6 +150,7 @@ def test_an_interrupted_search_resumes(trained_teacher, tmp_path):
             r"alphas must lie in \[0.0, 1.0\]",
         ),
         ({"temperatures": ()}, TypeError, "temperatures must be a non-empty"),
+        ({"learning_rates": (1e-2, 1e-4)}, ValueError, "0 < low <= high"),
         ({"methods": ("nope",)}, ValueError, "Unknown method 'nope'"),
         ({"validation_split": 0.0}, ValueError, "validation_split must be"),
         (

@@ -190,7 +190,7 @@ def run(
         (train, validation, everything),
         settings,
         seed,
-        verbose=0,
+        verbose=verbose,
     )
     teacher_val = evaluation.accuracy(teacher, x_val, y_val)
     scratch_val = evaluation.accuracy(scratch, x_val, y_val)
