@@ -580,6 +580,20 @@ def _teacher(args, x_train, y_train):
     return teachers.ensemble(loaded, average=args.teacher_average)
 
 
+def _student(args, data):
+    """The `--student`: a new built-in model, or a file; checked against
+    the training data."""
+    from kd_keras import datasets
+    from kd_keras.app import demo
+
+    if args.student in ("mlp", "cnn"):
+        student = demo.new_student(data, args.student, args.seed)
+    else:
+        student = _load(args.student, args)
+    datasets.check_fits(student, "student", *data[0])
+    return student
+
+
 def _distill(args):
     from kd_keras import datasets
     from kd_keras.app import demo
@@ -590,11 +604,7 @@ def _distill(args):
     data = datasets.load(args.dataset)
     (x_train, y_train), _ = data
     teacher = _teacher(args, x_train, y_train)
-    if args.student in ("mlp", "cnn"):
-        student = demo.new_student(data, args.student, args.seed)
-    else:
-        student = _load(args.student, args)
-    datasets.check_fits(student, "student", x_train, y_train)
+    student = _student(args, data)
     defaults = demo.settings_for(
         demo.default_architecture(x_train),
         temperature=args.temperature,
@@ -660,17 +670,13 @@ def _distill(args):
 
 def _tune(args):
     from kd_keras import datasets
-    from kd_keras.app import demo, tune
+    from kd_keras.app import tune
 
     _check_outputs_free(args)
     data = datasets.load(args.dataset)
     (x_train, y_train), _ = data
     teacher = _teacher(args, x_train, y_train)
-    if args.student in ("mlp", "cnn"):
-        student = demo.new_student(data, args.student, args.seed)
-    else:
-        student = _load(args.student, args)
-    datasets.check_fits(student, "student", x_train, y_train)
+    student = _student(args, data)
     run_dir = Path(
         args.run_dir or Path("runs") / f"tune_{Path(args.dataset).stem}"
     )
