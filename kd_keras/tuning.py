@@ -107,6 +107,9 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         cache: How the teacher's outputs are stored, a
             `kd_keras.TeacherCache`, or `False` to run the teacher at every
             step of every trial. Defaults to `TeacherCache()`.
+        epoch_choices: Numbers of epochs tried, a hyperparameter
+            `"epochs"`, or `None` to train every trial the search's
+            `epochs`. Defaults to `None`.
 
     Example:
 
@@ -132,6 +135,7 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         method_parameters=None,
         seed=0,
         cache=None,
+        epoch_choices=None,
     ):
         super().__init__(name="distillation")
         if isinstance(student_fn, keras.Model) or not callable(student_fn):
@@ -175,6 +179,14 @@ class DistillationHyperModel(keras_tuner.HyperModel):
                 "cache must be a kd_keras.TeacherCache or False. Received: "
                 f"cache={cache!r}"
             )
+        self.epoch_choices = None
+        if epoch_choices is not None:
+            self.epoch_choices = [int(e) for e in epoch_choices]
+            if not self.epoch_choices or min(self.epoch_choices) < 1:
+                raise ValueError(
+                    "epoch_choices must hold positive numbers of epochs. "
+                    f"Received: epoch_choices={epoch_choices!r}"
+                )
         self.teacher_passes = 0
         self._outputs = {}
 
@@ -246,6 +258,8 @@ class DistillationHyperModel(keras_tuner.HyperModel):
             validation_data: `(x_val, y_val)`, arrays.
             **kwargs: Arguments of `Distiller.fit` (epochs, callbacks...).
         """
+        if self.epoch_choices:
+            kwargs["epochs"] = hp.Choice("epochs", self.epoch_choices)
         if self.cache is False:
             return model.fit(x, y, validation_data=validation_data, **kwargs)
         batch_size = kwargs.get("batch_size") or 32
@@ -434,6 +448,7 @@ def tune(
     alphas=ALPHAS,
     learning_rates=LEARNING_RATES,
     method_parameters=None,
+    epoch_choices=None,
     cache=None,
     directory="runs",
     project_name="tune",
@@ -477,6 +492,8 @@ def tune(
             or one number. Defaults to `(1e-4, 1e-2)`.
         method_parameters: `{method: {parameter: [values]}}` tried for the
             methods' own parameters. Defaults to `None`.
+        epoch_choices: Numbers of epochs tried (not with Hyperband, which
+            sets them itself), or `None` for `epochs`. Defaults to `None`.
         cache: How the teacher's outputs are stored, a
             `kd_keras.TeacherCache`, or `False` to run the teacher at every
             step of every trial. Defaults to `TeacherCache()`.
@@ -521,6 +538,7 @@ def tune(
         method_parameters=method_parameters,
         seed=seed,
         cache=cache,
+        epoch_choices=epoch_choices,
     )
     search = _make_tuner(
         tuner,

@@ -117,6 +117,14 @@ def test_a_method_and_its_parameters_are_searched(trained_teacher, tmp_path):
         assert ("dkd_beta" in trial) == (trial["method"] == "dkd")
 
 
+def test_the_number_of_epochs_is_searched(trained_teacher, tmp_path):
+    result = search(tmp_path, trained_teacher, epoch_choices=[1, 3])
+    for trial in result.trials:
+        assert trial["epochs"] in (1, 3)
+        assert trial["best_epoch"] <= trial["epochs"]
+    assert {t["epochs"] for t in result.trials} == {1, 3}
+
+
 class Interrupt(keras.callbacks.Callback):
     """Interrupts the search in its second trial (as Ctrl-C would)."""
 
