@@ -7,7 +7,7 @@ stubs, absl) removed from its outputs. Prints how long each took against
 the 3 minutes on 2 CPU cores a tutorial promises.
 
 Run: `.venv/bin/python benchmarks/notebooks.py [NOTEBOOK ...]` (all of them
-by default; about 8 minutes on 2 cores).
+by default; about 10 minutes on 2 cores).
 """
 
 import argparse
