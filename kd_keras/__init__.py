@@ -35,8 +35,6 @@ __all__ = [
     "mutual",
     "teacher_assistant_chain",
     "teachers",
-    "tune",
-    "tuning",
 ]
 
 # The module defining each public name that is not a submodule.
@@ -54,21 +52,22 @@ _DEFINED_IN = {
 
 
 # Names that need an extra (`pip install kd_keras[tune]`), imported only at
-# their own first use.
+# their own first use, and left out of `__all__` so that `import *` works
+# without the extra.
 _EXTRAS = {"tune", "tuning"}
 
 
 def __getattr__(name):
     """Imports a submodule alone, or every public name at the first
     access to a class or function."""
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name in _EXTRAS:
         tuning = importlib.import_module(f"{__name__}.tuning")
         return tuning if name == "tuning" else tuning.tune
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name not in _DEFINED_IN:
         return importlib.import_module(f"{__name__}.{name}")
-    for public in [p for p in __all__ if p not in _EXTRAS]:
+    for public in __all__:
         if public in _DEFINED_IN:
             module = importlib.import_module(
                 f"{__name__}.{_DEFINED_IN[public]}"
@@ -80,7 +79,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, *_EXTRAS})
 
 
 if "keras" in sys.modules:

@@ -587,18 +587,8 @@ class Distiller(Trainer):
             if not in_memory or self._feature_bytes(x) > _AUTO_CACHE_BYTES:
                 return None
             return teacher_cache.TeacherCache()
-        reads_logits = [
-            type(loss).__name__
-            for loss in self._distillation_losses
-            if loss.teacher_layer is None and not loss.softmax_based
-        ]
-        if storage.top_k and reads_logits:
-            raise ValueError(
-                "TeacherCache(top_k=...) keeps the top logits and replaces "
-                "the others by one value, which only softmax-based losses "
-                f"can use; {', '.join(reads_logits)} compare the logits "
-                "themselves. Pass TeacherCache(top_k=None)."
-            )
+        if storage.top_k:
+            self._check_top_k_readable()
         if not in_memory and not isinstance(x, tf.data.Dataset):
             raise ValueError(
                 "Teacher outputs can be cached for numpy arrays, tensors "
@@ -606,6 +596,22 @@ class Distiller(Trainer):
                 f"{type(x).__name__}. Pass cache='auto' or False."
             )
         return storage
+
+    def _check_top_k_readable(self):
+        """Raises if a loss compares the logits themselves, which top-k
+        storage replaces but for the largest."""
+        reads_logits = [
+            type(loss).__name__
+            for loss in self._distillation_losses
+            if loss.teacher_layer is None and not loss.softmax_based
+        ]
+        if reads_logits:
+            raise ValueError(
+                "TeacherCache(top_k=...) keeps the top logits and replaces "
+                "the others by one value, which only softmax-based losses "
+                f"can use; {', '.join(reads_logits)} compare the logits "
+                "themselves. Pass TeacherCache(top_k=None)."
+            )
 
     def _feature_bytes(self, x):
         """Bytes the cached features of `x` would take in float32."""
@@ -679,7 +685,15 @@ class Distiller(Trainer):
     def _check_attached(self, name, x):
         """Raises unless the outputs packed in `x` are the ones this
         Distiller's losses read."""
+        if self.changes_batches:
+            raise ValueError(
+                f"{type(self).__name__} changes each batch before the "
+                f"teacher sees it (prepare_batch): {name} cannot carry "
+                "teacher outputs computed ahead."
+            )
         _, stored = teacher_cache.unpack(x)
+        if "top_values" in stored:
+            self._check_top_k_readable()
         features = sum(key.startswith("feature_") for key in stored)
         if features != len(self._teacher_layers):
             raise ValueError(

@@ -16,8 +16,11 @@ Needs `keras-tuner` (`pip install kd_keras[tune]`).
 """
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,6 +28,7 @@ import numpy as np
 from kd_keras import methods as kd_methods
 from kd_keras.cache import TeacherCache
 from kd_keras.distiller import Distiller
+from kd_keras.saving import atomic_path, save_weights
 
 try:
     import keras_tuner
@@ -74,8 +78,8 @@ class _TrialDistiller(Distiller):
     adapters of feature losses start again in Hyperband's next round.)
     """
 
-    def save_weights(self, filepath, overwrite=True):
-        self.student.save_weights(filepath, overwrite=overwrite)
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        save_weights(self.student, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         self.student.load_weights(filepath, skip_mismatch, **kwargs)
@@ -235,6 +239,10 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         )
         return distiller
 
+    def clear_outputs(self):
+        """Frees the teacher's outputs kept for the trials."""
+        self._outputs.clear()
+
     def _with_outputs(self, model, x, batch_size, verbose):
         """`x` with the teacher's outputs on it, computed once per set of
         teacher layers the trials' losses read."""
@@ -247,7 +255,7 @@ class DistillationHyperModel(keras_tuner.HyperModel):
             self.teacher_passes += 1
         return self._outputs[key][1]
 
-    def fit(self, hp, model, x, y, validation_data, **kwargs):
+    def fit(self, hp, model, x, y=None, validation_data=None, **kwargs):
         """Trains the trial's `model` from the teacher's stored outputs.
 
         Args:
@@ -258,6 +266,12 @@ class DistillationHyperModel(keras_tuner.HyperModel):
             validation_data: `(x_val, y_val)`, arrays.
             **kwargs: Arguments of `Distiller.fit` (epochs, callbacks...).
         """
+        if validation_data is None or len(validation_data) != 2:
+            raise ValueError(
+                "DistillationHyperModel trains on arrays with "
+                "validation_data=(x_val, y_val): pass them to the tuner's "
+                "search."
+            )
         if self.epoch_choices:
             kwargs["epochs"] = hp.Choice("epochs", self.epoch_choices)
         if self.cache is False:
@@ -376,12 +390,22 @@ def split_validation(x, y, fraction, seed=0):
     return (x[train], y[train]), (x[val], y[val])
 
 
-def _make_tuner(tuner, hypermodel, max_trials, epochs, seed, **kwargs):
+def _tuner_class(tuner):
+    """The KerasTuner tuner class `tuner` names, or is."""
     tuner = TUNERS.get(tuner, tuner) if isinstance(tuner, str) else tuner
     if not (isinstance(tuner, type) and issubclass(tuner, keras_tuner.Tuner)):
         raise ValueError(
             f"tuner must be one of {', '.join(TUNERS)} or a KerasTuner tuner "
             f"class (e.g. keras_tuner.Hyperband). Received: tuner={tuner!r}"
+        )
+    return tuner
+
+
+def _make_tuner(tuner, hypermodel, max_trials, epochs, seed, **kwargs):
+    """An instance of the tuner class `tuner` searching `hypermodel`."""
+    if hypermodel.epoch_choices and issubclass(tuner, keras_tuner.Hyperband):
+        raise ValueError(
+            "Hyperband chooses each trial's epochs itself: drop epoch_choices."
         )
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     budget = (
@@ -422,13 +446,85 @@ def _trials(tuner):
     return rows
 
 
+IDENTITY_FILE = "kd_keras_search.json"
+
+
+def _digest(*parts):
+    """A short SHA-256 of arrays and JSON-able values."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(str((part.shape, part.dtype)).encode())
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(
+                json.dumps(part, sort_keys=True, default=str).encode()
+            )
+    return digest.hexdigest()[:16]
+
+
+def _architecture(model):
+    """`model`'s layers and their settings, without the names Keras numbers
+    per process (`dense_12`), which differ between identical models."""
+    return [
+        (
+            type(layer).__name__,
+            {k: v for k, v in layer.get_config().items() if k != "name"},
+        )
+        for layer in model.layers
+    ]
+
+
+def _identity(hypermodel, tuner, data):
+    """What a search's trials depend on, each part as a fingerprint: the
+    teacher's weights, the student's architecture, the search space and
+    tuner, and the data."""
+    student = hypermodel.student_fn(keras_tuner.HyperParameters())
+    space = {
+        key: getattr(hypermodel, key)
+        for key in (
+            "methods",
+            "temperatures",
+            "alphas",
+            "learning_rates",
+            "method_parameters",
+            "epoch_choices",
+            "seed",
+        )
+    }
+    return {
+        "teacher": _digest(*hypermodel.teacher.get_weights()),
+        "student": _digest(_architecture(student)),
+        "search space": _digest(space, tuner.__name__),
+        "data": _digest(*(np.asarray(a) for a in data)),
+    }
+
+
+def _check_identity(folder, identity, overwrite):
+    """Refuses to resume, in `folder`, a search of something else."""
+    path = Path(folder) / IDENTITY_FILE
+    if overwrite or not path.is_file():
+        return
+    differ = [
+        part
+        for part, value in json.loads(path.read_text()).items()
+        if identity.get(part) != value
+    ]
+    if differ:
+        raise ValueError(
+            f"{folder} holds a search with another {', '.join(differ)}; "
+            "it resumes only the same search. Pass overwrite=True "
+            "(kd-keras tune --overwrite) to start it over, or choose "
+            "another directory or project_name."
+        )
+
+
 def _is_worker():
     """Whether this process is a worker of a distributed search: KerasTuner's
     documented `KERASTUNER_*` variables name a chief oracle, and this
     process is not it."""
-    return (
-        "KERASTUNER_ORACLE_IP" in os.environ
-        and os.environ.get("KERASTUNER_TUNER_ID") != "chief"
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in (
+        os.environ.get("KERASTUNER_TUNER_ID", "")
     )
 
 
@@ -540,6 +636,10 @@ def tune(
         cache=cache,
         epoch_choices=epoch_choices,
     )
+    tuner = _tuner_class(tuner)
+    folder = Path(directory) / project_name
+    identity = _identity(hypermodel, tuner, (x, y, *validation_data[:2]))
+    _check_identity(folder, identity, overwrite)
     search = _make_tuner(
         tuner,
         hypermodel,
@@ -551,6 +651,8 @@ def tune(
         overwrite=overwrite,
         **tuner_kwargs,
     )
+    with atomic_path(folder / IDENTITY_FILE, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(identity, indent=1))
     search.search(
         x,
         y,
@@ -560,6 +662,7 @@ def tune(
         callbacks=list(callbacks or []),
         verbose=verbose,
     )
+    hypermodel.clear_outputs()
     if _is_worker():
         return None
     best = search.oracle.get_best_trials(1)

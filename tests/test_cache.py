@@ -437,7 +437,27 @@ def test_attached_top_k_outputs_evaluate_in_a_new_distiller(trained_teacher):
 
 
 def test_outputs_cannot_be_attached_for_changed_batches(trained_teacher):
-    x, _ = make_data()
+    x, y = make_data()
     matching = kd_keras.FunctionMatching(trained_teacher, make_mlp(16, "s"))
     with pytest.raises(ValueError, match="cannot be computed ahead"):
         matching.with_teacher_outputs(x, verbose=0)
+    plain = kd_keras.Distiller(trained_teacher, make_mlp(16, "s"))
+    packed = plain.with_teacher_outputs(x, verbose=0)
+    matching.compile("adam")
+    with pytest.raises(ValueError, match="cannot carry teacher outputs"):
+        matching.fit(packed, y, epochs=1, verbose=0)
+
+
+def test_attached_top_k_outputs_are_refused_for_logit_losses(
+    trained_teacher,
+):
+    x, y = make_data()
+    storage = kd_keras.TeacherCache(top_k=2)
+    kd = kd_keras.Distiller(trained_teacher, make_mlp(16, "s"), cache=storage)
+    packed = kd.with_teacher_outputs(x, verbose=0)
+    mse = kd_keras.Distiller(
+        trained_teacher, make_mlp(16, "s"), kd_keras.losses.LogitMSE()
+    )
+    mse.compile("adam")
+    with pytest.raises(ValueError, match="LogitMSE compare the logits"):
+        mse.fit(packed, y, epochs=1, verbose=0)

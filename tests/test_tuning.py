@@ -119,14 +119,17 @@ def test_a_method_and_its_parameters_are_searched(trained_teacher, tmp_path):
 
 def test_the_number_of_epochs_is_searched(trained_teacher, tmp_path):
     result = search(tmp_path, trained_teacher, epoch_choices=[1, 3])
+    space = result.tuner.oracle.hyperparameters.get_config()["space"]
+    (epochs,) = [h for h in space if h["config"]["name"] == "epochs"]
+    assert epochs["config"]["values"] == [1, 3]
     for trial in result.trials:
         assert trial["epochs"] in (1, 3)
         assert trial["best_epoch"] <= trial["epochs"]
-    assert {t["epochs"] for t in result.trials} == {1, 3}
 
 
 class Interrupt(keras.callbacks.Callback):
-    """Interrupts the search in its second trial (as Ctrl-C would)."""
+    """Interrupts the search in its second trial (as Ctrl-C would).
+    KerasTuner copies callbacks per trial: the count is kept on the class."""
 
     trials = 0
 
@@ -136,15 +139,50 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+class CountTrials(keras.callbacks.Callback):
+    """Counts the trials that train (KerasTuner copies callbacks per trial,
+    so the count is kept on the class)."""
+
+    trials = 0
+
+    def on_train_begin(self, logs=None):
+        CountTrials.trials += 1
+
+
 def test_an_interrupted_search_resumes(trained_teacher, tmp_path):
+    Interrupt.trials = 0
     with pytest.raises(KeyboardInterrupt):
         search(tmp_path, trained_teacher, callbacks=[Interrupt()])
-    started = Interrupt.trials
-    result = search(tmp_path, trained_teacher)
-    assert len(result.trials) == 3
-    # The first trial was kept: the resumed search ran the other two.
-    assert Interrupt.trials == started
+    CountTrials.trials = 0
+    result = search(tmp_path, trained_teacher, callbacks=[CountTrials()])
+    # Trial 0 completed before the interruption and is kept: the resumed
+    # search trains the interrupted trial and the missing one.
+    assert CountTrials.trials == 2
     assert [t["trial_id"] for t in result.trials] == ["0", "1", "2"]
+
+
+def test_a_search_of_something_else_is_not_resumed(trained_teacher, tmp_path):
+    search(tmp_path, trained_teacher, max_trials=1)
+    x, y = make_data(samples=120)
+    with pytest.raises(ValueError, match="holds a search with another student"):
+        tuning.tune(
+            trained_teacher,
+            lambda hp: make_mlp(8, "student"),
+            x,
+            y,
+            max_trials=1,
+            epochs=1,
+            directory=tmp_path,
+            project_name="search",
+            verbose=0,
+        )
+    with pytest.raises(ValueError, match="another search space"):
+        search(tmp_path, trained_teacher, max_trials=1, alphas=(0.5,))
+    # overwrite=True starts it over.
+    result = search(
+        tmp_path, trained_teacher, max_trials=1, alphas=(0.5,), overwrite=True
+    )
+    assert result.hyperparameters["alpha"] == 0.5
 
 
 @pytest.mark.parametrize(
@@ -158,6 +196,11 @@ def test_an_interrupted_search_resumes(trained_teacher, tmp_path):
             r"alphas must lie in \[0.0, 1.0\]",
         ),
         ({"temperatures": ()}, TypeError, "temperatures must be a non-empty"),
+        (
+            {"tuner": "hyperband", "epoch_choices": [1, 2]},
+            ValueError,
+            "Hyperband chooses each trial's epochs",
+        ),
         ({"learning_rates": (1e-2, 1e-4)}, ValueError, "0 < low <= high"),
         ({"methods": ("nope",)}, ValueError, "Unknown method 'nope'"),
         ({"validation_split": 0.0}, ValueError, "validation_split must be"),
@@ -183,6 +226,7 @@ def test_the_rest_of_kd_keras_works_without_keras_tuner():
 import sys
 sys.modules["keras_tuner"] = None  # as if it were not installed
 import keras, kd_keras
+from kd_keras import *
 kd_keras.Distiller
 try:
     kd_keras.tune
