@@ -683,7 +683,7 @@ def _tune(args):
     result = tune.run(
         teacher,
         student,
-        args.dataset,
+        data,
         run_dir,
         trials=args.trials,
         epochs=args.epochs,

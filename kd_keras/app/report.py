@@ -49,14 +49,14 @@ def read_run(run_dir):
     return run
 
 
-def _figure(columns=1, figsize=(7, 4)):
-    """A figure and its axes, without pyplot: importing this module leaves
-    matplotlib's backend and pyplot's figures alone."""
-    figure = Figure(figsize=figsize)
-    return figure, figure.subplots(1, columns)
+def figure(columns=1, figsize=(7, 4)):
+    """A figure and its axes, without pyplot: importing the application
+    leaves matplotlib's backend and pyplot's figures alone."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(1, columns)
 
 
-def _save(fig, path):
+def save_png(fig, path):
     """Writes `fig` as a PNG atomically."""
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -95,7 +95,7 @@ def _role_key(model):
 def _curves(run, path):
     histories = run["histories"]
     teacher = run["validation_accuracy"]["teacher"]
-    fig, (left, right) = _figure(2, figsize=(11, 4))
+    fig, (left, right) = figure(2, figsize=(11, 4))
     for key, history in histories.items():
         color, style = STYLES[key]
         epochs = np.arange(1, len(history["val_accuracy"]) + 1)
@@ -124,13 +124,13 @@ def _curves(run, path):
         axis.grid(alpha=0.3)
         axis.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _comparison(run, path):
     models = run["models"]
     accuracy = {_role_key(m): m["test_accuracy"] for m in models}
-    fig, axis = _figure(figsize=(8, 4.5))
+    fig, axis = figure(figsize=(8, 4.5))
     bars = axis.bar(
         [m["role"].replace(" student", "\nstudent") for m in models],
         [m["test_accuracy"] for m in models],
@@ -158,12 +158,12 @@ def _comparison(run, path):
     axis.set_ylim(max(0.0, low - 0.1), 1.0 + (1.0 - low) * 0.6)
     axis.set(ylabel="test accuracy", title=title)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _confusion(run, path):
     matrix = np.array(run["confusion_matrix"])
-    fig, axis = _figure(figsize=(6, 5.5))
+    fig, axis = figure(figsize=(6, 5.5))
     image = axis.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         axis.text(
@@ -185,7 +185,7 @@ def _confusion(run, path):
     )
     fig.colorbar(image, ax=axis, fraction=0.046)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def report_paths(run_dir):

@@ -12,10 +12,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from kd_keras import datasets, models, tuning, views
-from kd_keras.app import demo, evaluation
+from kd_keras import models, tuning, views
+from kd_keras.app import demo, evaluation, report
 from kd_keras.saving import atomic_path
 
 PROJECT = "search"
@@ -66,12 +65,6 @@ def write_trials(trials, path):
         writer.writerows(trials)
 
 
-def _save(figure, path):
-    figure.tight_layout()
-    with atomic_path(path, overwrite=True) as tmp:
-        figure.savefig(tmp, dpi=100, format="png")
-
-
 def plot_heatmap(trials, path, temperatures, alphas):
     """Best validation accuracy of the trials at each T × alpha of the
     grid (blank where no trial ran)."""
@@ -81,8 +74,7 @@ def plot_heatmap(trials, path, temperatures, alphas):
         i = alphas.index(trial["alpha"])
         j = temperatures.index(trial["temperature"])
         grid[i, j] = np.fmax(grid[i, j], trial["val_accuracy"])
-    figure = Figure(figsize=(1.2 * len(temperatures) + 2.5, 3.5))
-    axis = figure.subplots()
+    fig, axis = report.figure(figsize=(1.2 * len(temperatures) + 2.5, 3.5))
     image = axis.imshow(grid, cmap="viridis", origin="lower")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
@@ -104,16 +96,16 @@ def plot_heatmap(trials, path, temperatures, alphas):
         ylabel="alpha",
         title="Best validation accuracy (blank: not tried)",
     )
-    figure.colorbar(image, ax=axis)
-    _save(figure, path)
+    fig.colorbar(image, ax=axis)
+    fig.tight_layout()
+    report.save_png(fig, path)
 
 
 def plot_progress(trials, path):
     """Each trial's validation accuracy and the best so far."""
     scores = [t["val_accuracy"] for t in trials]
     numbers = np.arange(1, len(scores) + 1)
-    figure = Figure(figsize=(6, 3.5))
-    axis = figure.subplots()
+    fig, axis = report.figure(figsize=(6, 3.5))
     axis.plot(numbers, scores, "o", color="tab:gray", label="trial")
     axis.step(
         numbers,
@@ -125,13 +117,14 @@ def plot_progress(trials, path):
     axis.set(xlabel="trial", ylabel="validation accuracy", title="The search")
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right")
-    _save(figure, path)
+    fig.tight_layout()
+    report.save_png(fig, path)
 
 
 def run(
     teacher,
     student,
-    dataset,
+    data,
     run_dir,
     trials=10,
     epochs=None,
@@ -149,7 +142,8 @@ def run(
         teacher: The trained teacher.
         student: The student whose initial weights every trial starts
             from (it is not changed).
-        dataset: A name of `kd_keras.datasets.NAMES` or a `.npz` path.
+        data: `((x_train, y_train), (x_test, y_test))`, as
+            `kd_keras.datasets.load` returns them.
         run_dir: The run folder.
         trials: Number of trials (Hyperband sets its own). Defaults to 10.
         epochs: Most epochs a trial trains. Defaults to the demo's, per
@@ -169,7 +163,6 @@ def run(
         `diagnosis` (its lines).
     """
     run_dir = Path(run_dir)
-    data = datasets.load(dataset)
     settings = demo.settings_for(
         demo.default_architecture(data[0][0]),
         epochs=epochs,
