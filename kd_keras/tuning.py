@@ -422,6 +422,16 @@ def _make_tuner(tuner, hypermodel, max_trials, epochs, seed, **kwargs):
     )
 
 
+def _settings(trial):
+    """A trial's hyperparameters, without KerasTuner's own (`tuner/...`,
+    Hyperband's bookkeeping)."""
+    return {
+        name: value
+        for name, value in trial.hyperparameters.values.items()
+        if not name.startswith("tuner/")
+    }
+
+
 def _trials(tuner):
     """Completed trials, in the order they ran."""
     rows = []
@@ -430,15 +440,10 @@ def _trials(tuner):
     ):
         if trial.status != "COMPLETED" or trial.score is None:
             continue
-        values = {
-            name: value
-            for name, value in trial.hyperparameters.values.items()
-            if not name.startswith("tuner/")
-        }
         rows.append(
             {
                 "trial_id": trial.trial_id,
-                **values,
+                **_settings(trial),
                 "val_accuracy": float(trial.score),
                 "best_epoch": int(trial.best_step) + 1,
             }
@@ -674,11 +679,7 @@ def tune(
     distiller = search.load_model(best[0])
     return TuneResult(
         student=distiller.student,
-        hyperparameters={
-            k: v
-            for k, v in best[0].hyperparameters.values.items()
-            if not k.startswith("tuner/")
-        },
+        hyperparameters=_settings(best[0]),
         validation_accuracy=float(best[0].score),
         trials=_trials(search),
         tuner=search,
