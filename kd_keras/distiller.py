@@ -577,10 +577,9 @@ class Distiller(Trainer):
         if self.changes_batches:
             if storage == "auto":
                 return None
-            raise ValueError(
-                f"{type(self).__name__} changes each batch before the "
-                "teacher sees it (prepare_batch), so the teacher's outputs "
-                "cannot be cached. Pass cache='auto' or False."
+            self._refuse_changed_batches(
+                "the teacher's outputs cannot be cached. Pass cache='auto' "
+                "or False."
             )
         in_memory = teacher_cache.is_in_memory(x)
         if storage == "auto":
@@ -596,6 +595,15 @@ class Distiller(Trainer):
                 f"{type(x).__name__}. Pass cache='auto' or False."
             )
         return storage
+
+    def _refuse_changed_batches(self, consequence):
+        """Raises, saying `consequence`, if `prepare_batch` changes each
+        batch: the teacher must then see the changed batch."""
+        if self.changes_batches:
+            raise ValueError(
+                f"{type(self).__name__} changes each batch before the "
+                f"teacher sees it (prepare_batch): {consequence}"
+            )
 
     def _check_top_k_readable(self):
         """Raises if a loss compares the logits themselves, which top-k
@@ -671,12 +679,9 @@ class Distiller(Trainer):
             )
         if teacher_cache.is_packed(x):
             return self._with_teacher_outputs("x", x, batch_size, verbose)
-        if self.changes_batches:
-            raise ValueError(
-                f"{type(self).__name__} changes each batch before the "
-                "teacher sees it (prepare_batch): its teacher outputs "
-                "cannot be computed ahead."
-            )
+        self._refuse_changed_batches(
+            "its teacher outputs cannot be computed ahead."
+        )
         storage = self._cache_storage(x)
         if not isinstance(storage, teacher_cache.TeacherCache):
             storage = teacher_cache.TeacherCache()
@@ -685,12 +690,9 @@ class Distiller(Trainer):
     def _check_attached(self, name, x):
         """Raises unless the outputs packed in `x` are the ones this
         Distiller's losses read."""
-        if self.changes_batches:
-            raise ValueError(
-                f"{type(self).__name__} changes each batch before the "
-                f"teacher sees it (prepare_batch): {name} cannot carry "
-                "teacher outputs computed ahead."
-            )
+        self._refuse_changed_batches(
+            f"{name} cannot carry teacher outputs computed ahead."
+        )
         _, stored = teacher_cache.unpack(x)
         if "top_values" in stored:
             self._check_top_k_readable()
