@@ -188,16 +188,17 @@ def caching_batch_size(teacher, batch_size):
     return batch_size
 
 
-def _layers(model):
+def layers_of(model):
+    """Every layer of `model`, nested models' layers included, in order."""
     for layer in getattr(model, "layers", ()):
         yield layer
-        yield from _layers(layer)
+        yield from layers_of(layer)
 
 
 def _largest_activation_bytes(model):
     """Bytes per sample of `model`'s largest layer output (0: unknown)."""
     sizes = [0]
-    for layer in _layers(model):
+    for layer in layers_of(model):
         try:
             outputs = keras.tree.flatten(layer.output)
         except (AttributeError, ValueError):

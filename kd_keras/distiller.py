@@ -21,6 +21,7 @@ from kd_keras.hyperparameters import (
 from kd_keras.labels import fill_unlabelled
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.saving import save_model
+from kd_keras.store import TeacherStore
 from kd_keras.trainer import Batch, Trainer
 from kd_keras.validation import check_models
 from kd_keras.views import (
@@ -147,9 +148,11 @@ class Distiller(Trainer):
             pass (samples are keyed by their bytes, so shuffling is fine);
             a random pipeline raises a `ValueError`. A
             `kd_keras.TeacherCache` is `True` with its storage (float16,
-            top-k logits). `False`: run the teacher at every step.
-            Subclasses whose `prepare_batch` changes the batches
-            (`changes_batches`) never cache. Defaults to `"auto"`.
+            top-k logits). `False`: run the teacher at every step. A
+            `kd_keras.TeacherStore`: `fit(x, y)` on the data it was built
+            from reads the teacher's outputs from it (any `cache` trains
+            from `fit(store)`). Subclasses whose `prepare_batch` changes
+            the batches (`changes_batches`) never cache. Defaults to `"auto"`.
         **kwargs: Passed to `keras.Model` (`name`, `dtype`, ...).
 
     Example:
@@ -193,7 +196,11 @@ class Distiller(Trainer):
         self.student = student
         self.teacher.trainable = False
         self.alpha = alpha
-        self.cache = teacher_cache.check_cache(cache)
+        self.cache = (
+            cache
+            if isinstance(cache, TeacherStore)
+            else teacher_cache.check_cache(cache)
+        )
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(
                 temperature=check_temperature(temperature)
@@ -214,6 +221,8 @@ class Distiller(Trainer):
         self.teacher_cache_nbytes = None
         self._cached_classes = None
         self._teacher_function = None
+        if isinstance(self.cache, TeacherStore):
+            self._check_store(self.cache)
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
@@ -570,8 +579,13 @@ class Distiller(Trainer):
         return self._report(x, y, student, teacher, sample_weight, losses)
 
     def _cache_storage(self, x):
-        """The `TeacherCache` to use for `x`, or `None` to run online."""
+        """The `TeacherCache` to use for `x`, or `None` to run online.
+
+        With a `TeacherStore` as `cache`, data other than the store's own
+        is cached as with `"auto"`."""
         storage = self.cache
+        if isinstance(storage, TeacherStore):
+            storage = "auto"
         if storage is None:
             return None
         if self.changes_batches:
@@ -638,9 +652,30 @@ class Distiller(Trainer):
 
     def check_data(self, names, data):
         """As `Trainer.check_data`; the inputs of `x` packed with the
-        teacher's outputs (`with_teacher_outputs`) are checked."""
+        teacher's outputs (`with_teacher_outputs`) are checked, and a
+        `TeacherStore`, checked when it was built, is not read."""
         x, *rest = data
-        super().check_data(names, (teacher_cache.unpack(x)[0], *rest))
+        if not isinstance(x, TeacherStore):
+            super().check_data(names, (teacher_cache.unpack(x)[0], *rest))
+
+    def _check_store(self, store):
+        """Raises unless this Distiller can train from `store`: its
+        teacher, the teacher layers its losses read, top-k logits."""
+        self._refuse_changed_batches(
+            "it cannot train from teacher outputs stored ahead."
+        )
+        store.check_teacher(self.teacher)
+        store.check_teacher_layers(self._teacher_layers)
+        if store.top_k:
+            self._check_top_k_readable()
+        self._cached_classes = store.classes
+
+    def _read_store(self, store, batch_size, shuffle):
+        """The batches of `store`, with the features the losses read."""
+        self._check_store(store)
+        return store.dataset(
+            batch_size, shuffle=shuffle, teacher_layers=self._teacher_layers
+        )
 
     def with_teacher_outputs(self, x, batch_size=32, verbose=1):
         """`x` with the teacher's outputs on it, computed now, once.
@@ -712,9 +747,11 @@ class Distiller(Trainer):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates; see `keras.Model.evaluate`. `x` may carry the
-        teacher's outputs (`with_teacher_outputs`)."""
+        teacher's outputs (`with_teacher_outputs`) or be a `TeacherStore`."""
         if teacher_cache.is_packed(x):
             self._check_attached("x", x)
+        if isinstance(x, TeacherStore):
+            x = self._read_store(x, kwargs.get("batch_size") or 32, False)
         return super().evaluate(x, y, *args, **kwargs)
 
     def _with_teacher_outputs(self, name, x, batch_size, verbose, storage=None):
@@ -764,14 +801,34 @@ class Distiller(Trainer):
             )
         return x
 
-    def prepare_fit_data(self, x, validation_data, batch_size, verbose):
-        """Attaches the teacher's outputs to `x` and `validation_data`
-        when `cache` allows it; their memory is printed (when `verbose`)
-        and their total kept in `teacher_cache_nbytes`."""
+    def prepare_fit_data(
+        self, x, y, validation_data, batch_size, shuffle, verbose
+    ):
+        """Reads `x` from a `TeacherStore`: one given as `x` (or as
+        `validation_data`), or `cache` when `(x, y)` are the data it was
+        built from (checked). Otherwise attaches the teacher's outputs to
+        `x` and `validation_data` when `cache` allows it; their memory is
+        printed (when `verbose`) and their total kept in
+        `teacher_cache_nbytes`."""
         self.teacher_cache_nbytes = None
-        if x is not None:
+        if isinstance(self.cache, TeacherStore) and x is not None:
+            if not isinstance(x, TeacherStore):
+                self.cache.check_data(x if y is None else (x, y))
+                x, y = self.cache, None
+        if isinstance(x, TeacherStore):
+            if y is not None:
+                raise ValueError(
+                    "y must be None when x is a TeacherStore, which holds "
+                    f"the labels. Received: y of type {type(y).__name__}"
+                )
+            x = self._read_store(x, batch_size, bool(shuffle))
+        elif x is not None:
             x = self._with_teacher_outputs("x", x, batch_size, verbose)
-        if isinstance(validation_data, (tuple, list)):
+        if isinstance(validation_data, TeacherStore):
+            validation_data = self._read_store(
+                validation_data, batch_size, False
+            )
+        elif isinstance(validation_data, (tuple, list)):
             validation_data = (
                 self._with_teacher_outputs(
                     "validation_data[0]",
@@ -785,7 +842,7 @@ class Distiller(Trainer):
             validation_data = self._with_teacher_outputs(
                 "validation_data", validation_data, batch_size, verbose
             )
-        return x, validation_data
+        return x, y, validation_data
 
     def save_student(self, path, overwrite=False):
         """Saves the student alone, as a plain Keras model.
@@ -805,7 +862,8 @@ class Distiller(Trainer):
         return save_model(self.student, path, overwrite=overwrite)
 
     def get_config(self):
-        cache = self.cache
+        # A store is data, like `x`: it is not saved with the Distiller.
+        cache = "auto" if isinstance(self.cache, TeacherStore) else self.cache
         if isinstance(cache, teacher_cache.TeacherCache):
             cache = keras.saving.serialize_keras_object(cache)
         return {

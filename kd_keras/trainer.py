@@ -122,9 +122,11 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
         """Losses told of epochs and the end of training. Defaults to none."""
         return []
 
-    def prepare_fit_data(self, x, validation_data, batch_size, verbose):
-        """`(x, validation_data)` for Keras' `fit`; unchanged by default."""
-        return x, validation_data
+    def prepare_fit_data(
+        self, x, y, validation_data, batch_size, shuffle, verbose
+    ):
+        """`(x, y, validation_data)` for Keras' `fit`; unchanged by default."""
+        return x, y, validation_data
 
     # --- The step --------------------------------------------------------
 
@@ -294,10 +296,13 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
                 (*validation_data, None, None)[:3],
             )
         distribute.check_shuffle(self.distribute_strategy, x, shuffle)
-        x, validation_data = self.prepare_fit_data(
+        given = x
+        x, y, validation_data = self.prepare_fit_data(
             x,
+            y,
             validation_data,
             batch_size or 32,
+            shuffle,
             1 if verbose == "auto" else verbose,
         )
         callbacks = [
@@ -314,7 +319,12 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
             callbacks=callbacks,
             validation_split=validation_split,
             validation_data=validation_data,
-            shuffle=shuffle,
+            # Data that became a dataset here was shuffled by it.
+            shuffle=shuffle
+            and not (
+                isinstance(x, tf.data.Dataset)
+                and not isinstance(given, tf.data.Dataset)
+            ),
             class_weight=class_weight,
             sample_weight=sample_weight,
             initial_epoch=initial_epoch,
