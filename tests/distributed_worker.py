@@ -7,9 +7,10 @@ the model's weights to `<out>/student_<index>.npz`.
 
 Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
-(`"numpy"` or `"dataset"`), `validation` (validate on half the data),
-`jit`, `steps_per_execution`, `deterministic` (op determinism), `mutual`
-(train teacher and student as a `MutualLearning` cohort), `backup`
+(`"numpy"`, `"dataset"`, or the path of a `TeacherStore` of `make_data`),
+`validation` (validate on half the data), `order` (indices reordering the
+samples), `jit`, `steps_per_execution`, `deterministic` (op determinism),
+`mutual` (train teacher and student as a `MutualLearning` cohort), `backup`
 (a `BackupAndRestore` directory, Keras' one with `keras_backup`) and
 `kill_at` (`[index, epoch, batch]`: worker `index` SIGKILLs itself after
 that batch).
@@ -54,6 +55,8 @@ def make_models(keras):
 def distil(config, keras, kd_keras):
     """Builds, compiles and fits the distiller; returns it and History."""
     x, y = make_data()
+    if config.get("order"):
+        x, y = x[config["order"]], y[config["order"]]
     teacher, student = make_models(keras)
     if config.get("mutual"):
         distiller = kd_keras.MutualLearning([teacher, student], 2.0)
@@ -80,7 +83,12 @@ def distil(config, keras, kd_keras):
         callbacks.append(backup(config["backup"]))
     if config.get("kill_at") and config["kill_at"][0] == config["index"]:
         callbacks.append(_KillAt(keras, *config["kill_at"][1:]))
-    if config.get("data") == "dataset":
+    if config.get("data") not in (None, "numpy", "dataset"):
+        data = {
+            "x": kd_keras.TeacherStore(config["data"]),
+            "batch_size": config["batch_size"],
+        }
+    elif config.get("data") == "dataset":
         import tensorflow as tf
 
         inputs = tf.data.Dataset.from_tensor_slices((x, y))

@@ -161,6 +161,33 @@ def test_dataset_with_cached_teacher(tmp_path):
     assert_same_run((w0, h0), single_process(**config), 1e-5)
 
 
+def test_store_shards_are_read_one_per_worker(tmp_path):
+    # A store of two shards of 32 samples: each worker reads its own shard
+    # (tf.data's auto-sharding by file), 8 samples per step. One process
+    # given the samples in that order, 8 of each shard per global batch of
+    # 16, trains the same student (in the store's order it does not).
+    teacher, _ = distributed_worker.make_models(keras)
+    x, y = distributed_worker.make_data()
+    store = kd_keras.TeacherStore.build(
+        teacher,
+        (x, y),
+        tmp_path / "store",
+        dtype="float32",
+        batch_size=8,
+        samples_per_shard=32,
+        verbose=0,
+    )
+    config = {"epochs": 2, "batch_size": 16, "data": str(store.path)}
+    (w0, h0), (w1, h1) = run_workers(tmp_path / "run", **config)
+    for a, b in zip(w0, w1, strict=True):
+        np.testing.assert_array_equal(a, b)
+    order = np.arange(64).reshape(2, 4, 8).transpose(1, 0, 2).ravel()
+    expected = single_process(
+        **{**config, "data": "numpy", "cache": True}, order=order.tolist()
+    )
+    assert_same_run((w0, h0), expected, 1e-5)
+
+
 def test_mutual_learning_on_two_workers(tmp_path):
     config = {**CONFIG, "epochs": 2, "mutual": True}
     (w0, h0), (w1, h1) = run_workers(tmp_path, **config)
