@@ -13,6 +13,7 @@ import keras
 
 from kd_keras.distiller import Distiller
 from kd_keras.hyperparameters import check_integer
+from kd_keras.store import TeacherStore
 from kd_keras.validation import check_model, check_model_list, check_models
 
 
@@ -104,7 +105,10 @@ def distill_chain(
         fit_kwargs: Keyword arguments of `Distiller.fit`, e.g.
             `{"epochs": 5, "verbose": 0}`. Defaults to `None`.
         distiller_kwargs: Keyword arguments of `Distiller`, e.g.
-            `{"alpha": 0.1, "temperature": 4.0}`. Defaults to `None`.
+            `{"alpha": 0.1, "temperature": 4.0}`. A `kd_keras.TeacherStore`
+            as `cache` serves the first link, whose teacher it holds the
+            outputs of; the later links cache as with `"auto"`. Defaults
+            to `None`.
 
     Returns:
         `(students, histories)`: the trained students and the `History`
@@ -138,6 +142,8 @@ def distill_chain(
     try:
         for student in students:
             distiller = Distiller(previous, student, **distiller_kwargs)
+            if isinstance(distiller_kwargs.get("cache"), TeacherStore):
+                distiller_kwargs = {**distiller_kwargs, "cache": "auto"}
             settings = dict(compile_kwargs)
             if "optimizer" in settings:
                 settings["optimizer"] = _fresh_optimizer(settings["optimizer"])

@@ -277,6 +277,7 @@ def train_scheme(
     temperature,
     fit_kwargs,
     load=None,
+    cache="auto",
     **parameters,
 ):
     """Trains `student` with the scheme `name`; returns the trained student.
@@ -292,6 +293,10 @@ def train_scheme(
         fit_kwargs: Passed to every `fit`.
         load: Function loading a model file (for `assistant=FILE`).
             Defaults to `None`.
+        cache: The `cache` of the Distiller the teacher teaches in the
+            chains (`born_again`, `takd`): a `kd_keras.TeacherStore` of
+            the teacher's outputs on `(x, y)` spares its pass. Defaults to
+            `"auto"`.
         **parameters: The scheme's parameters (see `SCHEMES`).
 
     Returns:
@@ -314,6 +319,16 @@ def train_scheme(
     from kd_keras.mutual import MutualLearning
 
     parameters = _scheme_parameters(name, parameters)
+    if name in ("dml", "function_matching") and cache != "auto":
+        raise ValueError(
+            f"{name} cannot read the teacher's outputs from a store: "
+            + (
+                "it has no teacher."
+                if name == "dml"
+                else "it changes each batch before the teacher sees it."
+            )
+            + f" Received: cache={cache!r}"
+        )
     if name == "dml":
         peers = [
             models.copy_model(
@@ -342,7 +357,11 @@ def train_scheme(
     chain = {
         "compile_kwargs": {"optimizer": "adam", "metrics": ["accuracy"]},
         "fit_kwargs": fit_kwargs,
-        "distiller_kwargs": {"alpha": alpha, "temperature": temperature},
+        "distiller_kwargs": {
+            "alpha": alpha,
+            "temperature": temperature,
+            "cache": cache,
+        },
     }
     if name == "born_again":
         trained, _ = chains.born_again(

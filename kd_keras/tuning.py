@@ -29,6 +29,7 @@ from kd_keras import methods as kd_methods
 from kd_keras.cache import TeacherCache
 from kd_keras.distiller import Distiller
 from kd_keras.saving import atomic_path, save_weights
+from kd_keras.store import TeacherStore
 
 try:
     import keras_tuner
@@ -108,9 +109,12 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         method_parameters: Values tried for a method's own parameters, as
             `{method: {parameter: [values]}}`. Defaults to `None`.
         seed: Seed of every trial's initial student. Defaults to `0`.
-        cache: How the teacher's outputs are stored, a
-            `kd_keras.TeacherCache`, or `False` to run the teacher at every
-            step of every trial. Defaults to `TeacherCache()`.
+        cache: How the teacher's outputs are stored: a
+            `kd_keras.TeacherCache`; a `kd_keras.TeacherStore` built on the
+            training data (checked once), which the trials read, the
+            teacher then running over the validation data alone; or
+            `False` to run the teacher at every step of every trial.
+            Defaults to `TeacherCache()`.
         epoch_choices: Numbers of epochs tried, a hyperparameter
             `"epochs"`, or `None` to train every trial the search's
             `epochs`. Defaults to `None`.
@@ -178,10 +182,12 @@ class DistillationHyperModel(keras_tuner.HyperModel):
             )
         self.seed = seed
         self.cache = TeacherCache() if cache is None else cache
-        if self.cache is not False and not isinstance(self.cache, TeacherCache):
+        if self.cache is not False and not isinstance(
+            self.cache, TeacherCache | TeacherStore
+        ):
             raise TypeError(
-                "cache must be a kd_keras.TeacherCache or False. Received: "
-                f"cache={cache!r}"
+                "cache must be a kd_keras.TeacherCache, a "
+                f"kd_keras.TeacherStore or False. Received: cache={cache!r}"
             )
         self.epoch_choices = None
         if epoch_choices is not None:
@@ -193,6 +199,7 @@ class DistillationHyperModel(keras_tuner.HyperModel):
                 )
         self.teacher_passes = 0
         self._outputs = {}
+        self._store_data = None  # the training inputs checked against it
 
     def _method(self, hp):
         if len(self.methods) == 1:
@@ -242,6 +249,7 @@ class DistillationHyperModel(keras_tuner.HyperModel):
     def clear_outputs(self):
         """Frees the teacher's outputs kept for the trials."""
         self._outputs.clear()
+        self._store_data = None
 
     def _with_outputs(self, model, x, batch_size, verbose):
         """`x` with the teacher's outputs on it, computed once per set of
@@ -279,8 +287,15 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         batch_size = kwargs.get("batch_size") or 32
         verbose = kwargs.get("verbose", 1)
         x_val, y_val = validation_data
+        if isinstance(self.cache, TeacherStore):
+            if self._store_data is not x:
+                self.cache.check_data((x, y))
+                self._store_data = x
+            x, y = self.cache, None
+        else:
+            x = self._with_outputs(model, x, batch_size, verbose)
         return model.fit(
-            self._with_outputs(model, x, batch_size, verbose),
+            x,
             y,
             validation_data=(
                 self._with_outputs(model, x_val, batch_size, verbose),
@@ -595,9 +610,12 @@ def tune(
             methods' own parameters. Defaults to `None`.
         epoch_choices: Numbers of epochs tried (not with Hyperband, which
             sets them itself), or `None` for `epochs`. Defaults to `None`.
-        cache: How the teacher's outputs are stored, a
-            `kd_keras.TeacherCache`, or `False` to run the teacher at every
-            step of every trial. Defaults to `TeacherCache()`.
+        cache: How the teacher's outputs are stored: a
+            `kd_keras.TeacherCache`; a `kd_keras.TeacherStore` built on the
+            training data (checked once), which the trials read, the
+            teacher then running over the validation data alone; or
+            `False` to run the teacher at every step of every trial.
+            Defaults to `TeacherCache()`.
         directory: Folder of KerasTuner's project. Defaults to `"runs"`.
         project_name: The project's name. Defaults to `"tune"`.
         overwrite: Start over instead of resuming. Defaults to `False`.
@@ -641,6 +659,10 @@ def tune(
         cache=cache,
         epoch_choices=epoch_choices,
     )
+    if isinstance(cache, TeacherStore):
+        # Before the search: KerasTuner reports a trial's error and goes on.
+        cache.check_data((x, y))
+        hypermodel._store_data = x
     tuner = _tuner_class(tuner)
     folder = Path(directory) / project_name
     identity = _identity(hypermodel, tuner, (x, y, *validation_data[:2]))

@@ -422,3 +422,71 @@ def test_the_manifest_records_identity_and_settings(teacher, data, tmp_path):
     assert len(manifest["teacher"]) == 64
     assert len(manifest["shards"]) == 4
     assert "TeacherStore" in repr(store) and "top 2 logits" in repr(store)
+
+
+def test_a_chain_reads_its_head_teachers_outputs_from_the_store(data, tmp_path):
+    teacher = counting_teacher()
+    store = build(teacher, data, tmp_path / "store")
+    students, histories = kd_keras.born_again(
+        teacher,
+        make_mlp(8, "student"),
+        2,
+        *data,
+        fit_kwargs={"epochs": 1, "verbose": 0},
+        distiller_kwargs={"cache": store},
+    )
+    assert Counter.samples == SAMPLES
+    assert [h.model.cache for h in histories] == [store, "auto"]
+
+
+def test_a_tuning_search_reads_the_store(data, tmp_path):
+    teacher = counting_teacher()
+    store = build(teacher, data, tmp_path / "store")
+    x_val, y_val = make_data(seed=1, samples=30)
+    result = kd_keras.tune(
+        teacher,
+        lambda hp: make_mlp(8, "student"),
+        *data,
+        validation_data=(x_val, y_val),
+        max_trials=2,
+        epochs=1,
+        cache=store,
+        directory=tmp_path,
+        verbose=0,
+    )
+    # The teacher ran over the validation data alone, once.
+    assert Counter.samples == SAMPLES + 30
+    assert result.teacher_passes == 1 and len(result.trials) == 2
+    with pytest.raises(ValueError, match="built for other data"):
+        kd_keras.tune(
+            teacher,
+            lambda hp: make_mlp(8, "student"),
+            x_val,
+            y_val,
+            validation_data=(x_val, y_val),
+            max_trials=1,
+            epochs=1,
+            cache=store,
+            directory=tmp_path,
+            project_name="other",
+            verbose=0,
+        )
+
+
+def test_schemes_without_a_teacher_step_refuse_a_store(teacher, data, tmp_path):
+    store = build(teacher, data, tmp_path / "store")
+    for scheme, reason in (
+        ("dml", "it has no teacher"),
+        ("function_matching", "changes each batch"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            kd_keras.methods.train_scheme(
+                scheme,
+                teacher,
+                make_mlp(8, "student"),
+                *data,
+                alpha=0.1,
+                temperature=4.0,
+                fit_kwargs={},
+                cache=store,
+            )
