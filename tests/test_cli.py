@@ -641,3 +641,33 @@ def test_the_command_line_lists_every_method(capsys):
     assert "[teacher_layer=NAME, student_layer=NAME, weight=100.0]" in out
     assert "[mixup_alpha=1.0, shift=0.1]" in out
     assert "[assistant=mlp|cnn|FILE]" in out
+
+
+def test_store_build_and_distill_from_it(workdir, teacher, student):
+    build = ("store", "build", "--teacher", teacher, "--dataset", "tiny.npz")
+    result = kd_keras(*build, "--output", "store", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    # 240 training samples, 48 of them carved out for validation.
+    assert re.search(
+        r"192 samples in 1 shard\(s\); [\d.]+ MiB written", result.stdout
+    )
+    assert "TeacherStore(" in result.stdout
+    again = kd_keras(*build, "--output", "store", cwd=workdir)
+    assert again.returncode == 1
+    assert "holds a TeacherStore" in again.stderr
+    distill = distill_args(
+        teacher,
+        "tiny.npz",
+        *("--teacher-store", "store", "--epochs", "2"),
+        *("--output", "from_store.h5"),
+    )
+    result = kd_keras(*distill, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert kd_keras_load(workdir / "from_store.h5").name == "mlp_student"
+    # A store of another teacher is refused in one line.
+    distill[distill.index(teacher)] = student
+    distill[-1] = "other.h5"
+    result = kd_keras(*distill, cwd=workdir)
+    assert result.returncode == 1
+    assert "built for another teacher" in result.stderr
+    assert not (workdir / "other.h5").exists()

@@ -47,6 +47,11 @@ EXAMPLES = {
   kd-keras tune --teacher fm_teacher.h5 --student cnn \\
       --dataset fashion_mnist --tuner hyperband --epochs 9 \\
       --method kd --method dist --output fm_tuned.h5""",
+    "store": """examples:
+  kd-keras store build --teacher fm_teacher.h5 --dataset fashion_mnist \\
+      --top-k 5 --output fm_store
+  kd-keras distill --teacher fm_teacher.h5 --teacher-store fm_store \\
+      --student mlp --dataset fashion_mnist --output fm_student.h5""",
     "evaluate": """examples:
   kd-keras evaluate student.h5 --dataset digits
   kd-keras evaluate student.h5 --dataset digits --teacher teacher.h5
@@ -127,12 +132,12 @@ def _unit_float(text):
     return value
 
 
-def _command(commands, name, help_text, description):
+def _command(commands, name, help_text, description, examples=None):
     command = commands.add_parser(
         name,
         help=help_text,
         description=description,
-        epilog=EXAMPLES[name]
+        epilog=EXAMPLES[examples or name]
         + ("\n\n" + methods_help() if name == "distill" else ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -312,6 +317,13 @@ def _parser():
         help="an argument of the method's loss, or its term's weight; "
         "repeat for several",
     )
+    distill.add_argument(
+        "--teacher-store",
+        type=Path,
+        help="a folder written by `kd-keras store build` for this teacher "
+        "and dataset: the teacher's outputs are read from it instead of "
+        "computed",
+    )
     distill.add_argument("--output", required=True, type=Path)
 
     tune = _command(
@@ -364,6 +376,68 @@ def _parser():
     )
     tune.add_argument("--output", required=True, type=Path)
     tune.set_defaults(teacher_average="probabilities")
+
+    store = commands.add_parser(
+        "store",
+        help="teacher outputs on disk, computed once",
+        description="A store of a teacher's outputs on a dataset's "
+        "training split, which later runs read instead of running the "
+        "teacher (kd-keras distill --teacher-store).",
+        epilog=EXAMPLES["store"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build = _command(
+        store.add_subparsers(dest="store_command", required=True),
+        "build",
+        "write a teacher's outputs to a folder",
+        "Runs the teacher once over the training split that `kd-keras "
+        "distill` trains on (the validation split carved out) and writes "
+        "its outputs, with the samples, to a folder of shards and a "
+        "manifest. An interrupted build resumes when run again.",
+        examples="store",
+    )
+    build.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        type=Path,
+        help="the teacher's .h5/.keras file; repeat for an ensemble",
+    )
+    build.add_argument(
+        "--teacher-average",
+        choices=("probabilities", "logits"),
+        default="probabilities",
+        help="how several teachers are averaged (default: probabilities)",
+    )
+    build.add_argument("--dataset", default="digits")
+    build.add_argument(
+        "--dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="of the stored outputs (default: float16)",
+    )
+    build.add_argument(
+        "--top-k",
+        type=_positive_int,
+        help="logits kept per sample, for softmax-based methods (default: all)",
+    )
+    build.add_argument(
+        "--teacher-layer",
+        action="append",
+        default=[],
+        help="a teacher layer whose outputs a feature method reads; repeat "
+        "for several",
+    )
+    build.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        help="samples per teacher call (default: 256)",
+    )
+    build.add_argument("--output", required=True, type=Path)
+    build.add_argument(
+        "--overwrite", action="store_true", help="replace an existing store"
+    )
 
     evaluate = _command(
         commands,
@@ -601,6 +675,11 @@ def _distill(args):
     _check_outputs_free(args)
     parameters = _method_parameters(args.param)
     _check_method(args, parameters)
+    cache = "auto"
+    if args.teacher_store:
+        from kd_keras.store import TeacherStore
+
+        cache = TeacherStore(args.teacher_store)
     data = datasets.load(args.dataset)
     (x_train, y_train), _ = data
     teacher = _teacher(args, x_train, y_train)
@@ -649,6 +728,7 @@ def _distill(args):
                 "verbose": 1,
             },
             load=lambda path: _load(path, args),
+            cache=cache,
             **parameters,
         )
     else:
@@ -663,9 +743,31 @@ def _distill(args):
             args.seed,
             distillation_loss=losses,
             distillation_loss_weights=weights,
+            cache=cache,
             verbose=1,
         )
     _save_with_card(student, args, data, args.method, settings)
+
+
+def _store_build(args):
+    from kd_keras import datasets
+    from kd_keras.app import demo
+    from kd_keras.store import TeacherStore
+
+    data = datasets.load(args.dataset)
+    teacher = _teacher(args, *data[0])
+    train, _, _ = demo.split(data, None, seed=0)
+    store = TeacherStore.build(
+        teacher,
+        train,
+        args.output,
+        dtype=args.dtype,
+        top_k=args.top_k,
+        teacher_layers=args.teacher_layer,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    print(store)
 
 
 def _tune(args):
@@ -814,6 +916,7 @@ COMMANDS = {
     "train-teacher": _train_teacher,
     "distill": _distill,
     "tune": _tune,
+    "store": _store_build,
     "evaluate": _evaluate,
     "report": _report,
     "export": _export,

@@ -219,6 +219,7 @@ def distill(
     seed=0,
     distillation_loss=None,
     distillation_loss_weights=None,
+    cache="auto",
     verbose=0,
 ):
     """Trains `student` from `teacher`, stopping early on validation data.
@@ -233,6 +234,8 @@ def distill(
         distillation_loss: A loss or a list of losses; `None` is Hinton KD
             at `settings["temperature"]`. Defaults to `None`.
         distillation_loss_weights: Their weights. Defaults to `None`.
+        cache: The `Distiller`'s `cache` (a `TeacherStore` of `(x, y)`).
+            Defaults to `"auto"`.
         verbose: Keras' `verbose`. Defaults to `0`.
 
     Returns:
@@ -245,6 +248,7 @@ def distill(
         alpha=settings["alpha"],
         temperature=settings["temperature"],
         distillation_loss_weights=distillation_loss_weights,
+        cache=cache,
     )
     distiller.compile("adam", metrics=["accuracy"])
     (x, y), validation = data
