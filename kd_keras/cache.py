@@ -104,7 +104,7 @@ class TeacherCache:
         )
         return {
             "top_values": values.astype(self.dtype),
-            "top_indices": indices.astype("int32"),
+            "top_indices": indices.astype(_index_dtype(classes)),
             "rest": rest.astype(self.dtype),
             **stored,
         }
@@ -117,6 +117,14 @@ class TeacherCache:
         return cls(**config)
 
 
+def _index_dtype(classes):
+    """The smallest integer type of class indices below `classes`."""
+    for dtype in ("uint8", "int16"):
+        if classes <= np.iinfo(dtype).max + 1:
+            return dtype
+    return "int32"
+
+
 def decode(stored, classes):
     """`[logits, *features]` as float32 tensors, from `encode`'s output."""
     count = sum(key.startswith("feature_") for key in stored)
@@ -127,7 +135,7 @@ def decode(stored, classes):
         return [ops.cast(stored["logits"], "float32"), *features]
     rest = ops.expand_dims(ops.cast(stored["rest"], "float32"), -1)
     values = ops.cast(stored["top_values"], "float32")
-    one_hot = ops.one_hot(stored["top_indices"], classes)
+    one_hot = ops.one_hot(ops.cast(stored["top_indices"], "int32"), classes)
     lifts = ops.sum(one_hot * ops.expand_dims(values - rest, -1), axis=-2)
     return [rest + lifts, *features]
 

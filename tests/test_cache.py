@@ -182,8 +182,9 @@ def test_top_k_storage_trains(teacher, data):
     _, distiller = trained(
         teacher, x, kd_keras.TeacherCache(top_k=2), y=y, epochs=1
     )
-    # 2 values, 2 int32 indices and one rest value per sample.
-    assert distiller.teacher_cache_nbytes == len(x) * (2 + 2 + 1) * 4
+    # 2 float32 values, 2 uint8 indices (4 classes) and one float32 rest
+    # value per sample.
+    assert distiller.teacher_cache_nbytes == len(x) * (2 * 4 + 2 + 4)
 
 
 @pytest.mark.parametrize(
@@ -461,3 +462,16 @@ def test_attached_top_k_outputs_are_refused_for_logit_losses(
     mse.compile("adam")
     with pytest.raises(ValueError, match="LogitMSE compare the logits"):
         mse.fit(packed, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "classes, dtype", [(256, "uint8"), (257, "int16"), (40_000, "int32")]
+)
+def test_top_k_indices_take_the_smallest_integer_type(classes, dtype):
+    logits = np.zeros((2, classes), "float32")
+    logits[:, classes - 1] = 5.0
+    stored = cache.TeacherCache(top_k=1).encode([logits])
+    assert stored["top_indices"].dtype == dtype
+    assert (stored["top_indices"] == classes - 1).all()
+    decoded = cache.decode(stored, classes)[0].numpy()
+    np.testing.assert_allclose(decoded[:, classes - 1], 5.0)

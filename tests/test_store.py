@@ -109,9 +109,9 @@ def test_float16_top_k_is_smaller_and_keeps_the_top_probabilities(
     x, _ = data
     store = build(teacher, x, tmp_path / "store", top_k=2)
     assert not store.has_labels
-    # Two float16 values, two int32 indices and one float16 for the rest,
-    # against four float32 logits.
-    assert store.output_nbytes == 2 * 2 + 2 * 4 + 2
+    # Two float16 values, two uint8 indices (of 4 classes) and one float16
+    # for the rest, against four float32 logits.
+    assert store.output_nbytes == 2 * 2 + 2 + 2
     packed = next(iter(store.dataset(batch_size=SAMPLES, shuffle=False)))
     logits = teacher_cache.decode(packed[teacher_cache.TEACHER_OUTPUTS], 4)[0]
     probabilities = keras.ops.softmax(logits).numpy()
