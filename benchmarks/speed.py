@@ -446,16 +446,24 @@ def section(case, result, rounds):
 
 
 def write_report(path, results, rounds):
-    """Writes the cases measured now into `path`, keeping its other cases."""
-    sections = {}
+    """Writes the cases measured now into `path`, keeping its other cases
+    and the sections of other benchmarks."""
+    sections, others = {}, []
     if path.exists():
         for chunk in path.read_text().split("\n## ")[1:]:
-            for case, title in TITLES.items():
-                if chunk.startswith(title + ":"):
-                    sections[case] = "## " + chunk.strip() + "\n"
+            case = next(
+                (c for c, t in TITLES.items() if chunk.startswith(t + ":")),
+                None,
+            )
+            if case is None:
+                others.append("## " + chunk.strip() + "\n")  # store.py's
+            else:
+                sections[case] = "## " + chunk.strip() + "\n"
     for case, result in results.items():
         sections[case] = section(case, result, rounds)
-    body = "\n".join(sections[case] for case in CASES if case in sections)
+    body = "\n".join(
+        [*(sections[case] for case in CASES if case in sections), *others]
+    )
     path.write_text("\n".join(HEADER) + body)
 
 

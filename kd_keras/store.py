@@ -19,6 +19,7 @@ again over an interrupted one resumes after its last complete shard.
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -598,65 +599,83 @@ class _Builder:
                 f"kd_keras: writing the teacher's outputs to {self.path}"
                 + (f" (resuming after {done} shard(s))" if done else "")
             )
-        progress = (
+        self.progress = (
             keras.utils.Progbar(samples, unit_name="sample")
             if verbose
             else None
         )
-        count = written = 0
+        self.count = self.written = 0
         shards = _shards_of(
             (b for part in ([first], batches) for b in part),
             self.state["samples_per_shard"],
         )
         for index, shard in shards:
-            digest = hashlib.sha256()
             if index < done:
-                for x, y in shard:
-                    _hash(digest, x, y)
-                    count += _count(x)
-                self._check_resumed(index, digest)
+                self._check_resumed(index, shard)
             else:
-                file = self.path / (_SHARD.format(index) + _PARTIAL)
-                with open(file, "wb") as writer:
-                    for x, y in shard:
-                        _hash(digest, x, y)
-                        finite.check_array("data", x, f" of samples {count}+")
-                        records = self._records(
-                            x, y, storage, teacher_outputs(x)
-                        )
-                        writer.write(records.tobytes())
-                        count += len(records)
-                        written += records.nbytes
-                        if progress:
-                            progress.update(count)
-                    writer.flush()
-                    os.fsync(writer.fileno())
-                    shard_samples = writer.tell() // records.itemsize
-                os.replace(file, self.path / _SHARD.format(index))
-                self.state["shards"].append(
-                    {
-                        "file": _SHARD.format(index),
-                        "samples": shard_samples,
-                        "data": digest.hexdigest(),
-                    }
-                )
-                self._save_state(PROGRESS)
-        if count != sum(s["samples"] for s in self.state["shards"]):
+                self._write_shard(index, shard, teacher_outputs, storage)
+        if self.count != sum(s["samples"] for s in self.state["shards"]):
             raise ValueError(
                 f"data is shorter than the interrupted build in "
                 f"{str(self.path)!r}: it is other data. Pass the same data "
                 "to resume it, or overwrite=True to start again."
             )
-        self.state["samples"] = count
+        self.state["samples"] = self.count
         self._save_state(MANIFEST)
         (self.path / PROGRESS).unlink()
-        if progress:
+        if verbose:
             if samples is None:
-                progress.update(count, finalize=True)
+                self.progress.update(self.count, finalize=True)
             print(
-                f"kd_keras: {count} samples in {len(self.state['shards'])} "
-                f"shard(s); {written / 2**20:.1f} MiB written"
+                f"kd_keras: {self.count} samples in "
+                f"{len(self.state['shards'])} shard(s); "
+                f"{self.written / 2**20:.1f} MiB written"
             )
+
+    def _write_shard(self, index, shard, teacher_outputs, storage):
+        """Writes shard `index` under a temporary name, then renames it.
+
+        While the teacher runs on a batch, a second thread checks, encodes
+        and writes the previous one: the writing hides behind the teacher.
+        """
+        digest = hashlib.sha256()
+        file = self.path / (_SHARD.format(index) + _PARTIAL)
+        with open(file, "wb") as out, ThreadPoolExecutor(1) as writer:
+            pending = None
+            for x, y in shard:
+                outputs = teacher_outputs(x)
+                if pending is not None:
+                    self._advance(*pending.result())
+                pending = writer.submit(
+                    self._append, out, digest, x, y, storage, outputs
+                )
+            self._advance(*pending.result())
+            out.flush()
+            os.fsync(out.fileno())
+            samples = out.tell() // _record_dtype(self.state["layout"]).itemsize
+        os.replace(file, self.path / _SHARD.format(index))
+        self.state["shards"].append(
+            {
+                "file": _SHARD.format(index),
+                "samples": samples,
+                "data": digest.hexdigest(),
+            }
+        )
+        self._save_state(PROGRESS)
+
+    def _append(self, out, digest, x, y, storage, outputs):
+        """Writes a batch's records to `out`; returns `(samples, bytes)`."""
+        _hash(digest, x, y)
+        finite.check_array("data", x, f" of a batch from sample {self.count}")
+        records = self._records(x, y, storage, outputs)
+        out.write(records.data)
+        return len(records), records.nbytes
+
+    def _advance(self, samples, nbytes):
+        self.count += samples
+        self.written += nbytes
+        if self.progress:
+            self.progress.update(self.count)
 
     def _records(self, x, y, storage, outputs):
         """The records of a batch: its samples and encoded teacher outputs."""
@@ -679,7 +698,13 @@ class _Builder:
         batch = self.state["batch_size"]
         return max(1, _SHARD_BYTES // max(per_sample, 1) // batch) * batch
 
-    def _check_resumed(self, index, digest):
+    def _check_resumed(self, index, shard):
+        """Reads shard `index`'s data again and checks it is the data the
+        interrupted build wrote there."""
+        digest = hashlib.sha256()
+        for x, y in shard:
+            _hash(digest, x, y)
+            self._advance(_count(x), 0)
         if digest.hexdigest() != self.state["shards"][index]["data"]:
             raise ValueError(
                 "data differs from the data of the interrupted build in "
