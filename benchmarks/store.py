@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +42,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from process import run_fresh  # noqa: E402
 from speed import (  # noqa: E402
     ALPHA,
     BATCH_SIZE,
@@ -234,16 +234,18 @@ def large_run(folder):
     )
 
 
-def in_cgroup(limit_mib):
-    """Moves this process into a fresh memory cgroup of `limit_mib`."""
+def memory_cgroup(limit_mib):
+    """A fresh memory cgroup limited to `limit_mib`, swap included."""
     CGROUP.mkdir(exist_ok=True)
-    # What the process holds already is charged to the cgroup as it joins.
-    (CGROUP / "memory.move_charge_at_immigrate").write_text("3")
-    (CGROUP / "memory.limit_in_bytes").write_text(str(limit_mib * 2**20))
-    swap = CGROUP / "memory.memsw.limit_in_bytes"
-    if swap.exists():
-        swap.write_text(str(limit_mib * 2**20))
+    for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):
+        if (CGROUP / name).exists():
+            (CGROUP / name).write_text(str(limit_mib * 2**20))
     (CGROUP / "memory.max_usage_in_bytes").write_text("0")
+    (CGROUP / "memory.failcnt").write_text("0")
+
+
+def join_cgroup():
+    """Run in the child between fork and exec: it starts in the cgroup."""
     (CGROUP / "cgroup.procs").write_text(str(os.getpid()))
 
 
@@ -252,9 +254,15 @@ def measure_large(copies, limit_mib):
     try:
         (folder / "data").mkdir()
         data_bytes = write_copies(folder / "data", copies)
-        result = run_fresh(
-            __file__, "--large-run", folder, "--limit-mib", limit_mib
-        )
+        memory_cgroup(limit_mib)
+        output = subprocess.run(
+            [sys.executable, __file__, "--large-run", str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+            preexec_fn=join_cgroup,
+        ).stdout
+        result = json.loads(output.strip().splitlines()[-1])
         result["cgroup_peak_mib"] = (
             int((CGROUP / "memory.max_usage_in_bytes").read_text()) / 2**20
         )
@@ -350,10 +358,10 @@ def section(speed, large):
     return "\n".join(lines) + "\n"
 
 
-def write_section(path, text):
-    """Replaces (or appends) this benchmark's section of `path`."""
+def write_section(path, text, title=TITLE):
+    """Replaces (or appends) the section `title` of `path`."""
     chunks = path.read_text().split("\n## ")
-    kept = [c for c in chunks[1:] if not c.startswith(TITLE)]
+    kept = [c for c in chunks[1:] if not c.startswith(title)]
     body = "\n## ".join([chunks[0].rstrip("\n") + "\n", *kept])
     path.write_text(body.rstrip("\n") + "\n\n" + text)
 
@@ -370,7 +378,6 @@ def main(argv=None):
     parser.add_argument("--large-run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.large_run:
-        in_cgroup(args.limit_mib)
         return large_run(args.large_run)
     large = None
     if args.copies:

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from kd_keras import cache as teacher_cache
 from kd_keras import compat
+from kd_keras.store import TeacherStore
 
 
 def is_multi_worker(strategy):
@@ -46,21 +47,23 @@ def local_batch(strategy, batch):
 
 
 def check_shuffle(strategy, x, shuffle):
-    """Raises unless all workers shuffle in-memory `x` the same way.
+    """Raises unless all workers shuffle in-memory `x` (or a `TeacherStore`)
+    the same way.
 
-    Each worker shuffles its copy of the arrays before the strategy splits
-    every global batch between the workers; unseeded, each worker draws its
-    own order and some samples are seen twice per epoch, others never.
+    Each worker shuffles its copy of the arrays (or the list of a store's
+    shards) before the strategy splits the data between the workers;
+    unseeded, each worker draws its own order and some samples are seen
+    twice per epoch, others never.
     """
     if (
         shuffle
         and is_multi_worker(strategy)
-        and teacher_cache.is_in_memory(x)
+        and (teacher_cache.is_in_memory(x) or isinstance(x, TeacherStore))
         and tf.compat.v1.random.get_seed(None)[0] is None
     ):
         raise ValueError(
             "Under a multi-worker MultiWorkerMirroredStrategy every worker "
-            "must shuffle the arrays in the same order: call "
+            "must shuffle the data in the same order: call "
             "keras.utils.set_random_seed(seed) with the same seed on every "
             f"worker, or pass shuffle=False. Received: shuffle={shuffle!r} "
             "without a global seed."

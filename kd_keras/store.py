@@ -358,9 +358,10 @@ class TeacherStore:
         """The samples with their teacher outputs, as a `tf.data.Dataset`.
 
         Elements are `(x, y)`, or `x` when the store holds no labels; `x`
-        packs the inputs with the teacher's outputs, as a `Distiller`
-        reads them. Shuffling shuffles the shards' order and the samples
-        within a buffer of 10,000, anew every epoch.
+        packs the inputs with the teacher's outputs, decoded to float32
+        logits and features, as a `Distiller` reads them. Shuffling
+        shuffles the shards' order and the samples within a buffer of
+        10,000, anew every epoch.
 
         Args:
             batch_size: Samples per batch. Defaults to `32`.
@@ -400,6 +401,7 @@ class TeacherStore:
             f"feature_{self.teacher_layers.index(name)}": f"feature_{i}"
             for i, name in enumerate(teacher_layers)
         }
+        classes = self.classes
         fields = [
             (name, *self._record.fields[name][1::-1])
             for name in self._record.names
@@ -416,7 +418,14 @@ class TeacherStore:
                 values[features.get(name, name)] = tf.reshape(
                     raw, (-1, *dtype.shape)
                 )
-            stored = {k: v for k, v in values.items() if _is_output(k)}
+            # Decoded here, in tf.data's threads, rather than in the step.
+            logits, *outputs = teacher_cache.decode(
+                {k: v for k, v in values.items() if _is_output(k)}, classes
+            )
+            stored = {
+                "logits": logits,
+                **{f"feature_{i}": f for i, f in enumerate(outputs)},
+            }
             x = teacher_cache.pack(_inputs(values), stored)
             return (x, values[_LABEL]) if _LABEL in values else x
 

@@ -234,7 +234,7 @@ def test_backup_dir_must_be_given():
         distribute.BackupAndRestore("")
 
 
-def test_unseeded_shuffle_is_refused_on_several_workers(monkeypatch):
+def test_unseeded_shuffle_is_refused_on_several_workers(monkeypatch, tmp_path):
     monkeypatch.setattr(distribute, "is_multi_worker", lambda strategy: True)
     strategy = tf.distribute.get_strategy()
     x = np.zeros((4, 2), "float32")
@@ -245,5 +245,15 @@ def test_unseeded_shuffle_is_refused_on_several_workers(monkeypatch):
     distribute.check_shuffle(
         strategy, tf.data.Dataset.from_tensor_slices(x), True
     )
+    store = kd_keras.TeacherStore.build(
+        keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)]),
+        x,
+        tmp_path / "store",
+        verbose=0,
+    )
+    tf.random.set_seed(None)
+    with pytest.raises(ValueError, match="shuffle=True"):
+        distribute.check_shuffle(strategy, store, True)
     keras.utils.set_random_seed(1)
     distribute.check_shuffle(strategy, x, True)
+    distribute.check_shuffle(strategy, store, True)

@@ -1,0 +1,210 @@
+"""The fixed costs of a short fit: where a 4-epoch cached fit spends its time.
+
+On the MLP pair of `speed.py` (teacher 2x1200, student 1x128) and
+Fashion-MNIST's 60,000 training images, batch size 128, each round times,
+in this order:
+
+- `whole`: a whole 4-epoch `Distiller.fit` with the in-memory cache (the
+  default): the data checks, the caching pass, tracing and 4 epochs;
+- `student_fit`: a whole 4-epoch `fit` of the student alone, its tracing
+  included;
+- `teacher_pass`: one teacher pass as the cache runs it (a compiled forward
+  pass in the caching batch), warm.
+
+The ratio is `whole ÷ (student_fit + teacher_pass)`: what distilling costs
+beyond its two necessary parts. The phases of `whole` (the data checks, the
+caching pass, the first epoch, the later epochs, and what is left:
+Keras' set-up of `fit`) say where the rest goes.
+
+Writes its section of `benchmarks/SPEED.md`.
+
+Run: `.venv/bin/python benchmarks/fixed_costs.py` (about 5 minutes on 2
+cores).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from speed import (  # noqa: E402
+    ALPHA,
+    BATCH_SIZE,
+    TEMPERATURE,
+    crossentropy,
+    load_data,
+    machine,
+    mlp_pair,
+)
+from store import write_section  # noqa: E402
+
+import kd_keras  # noqa: E402
+from kd_keras import cache  # noqa: E402
+
+TITLE = "Fixed costs of a short fit (MLP pair)"
+EPOCHS = 4
+
+
+class Phases(keras.callbacks.Callback):
+    """Times of the epochs' starts and ends, and of training's start."""
+
+    def on_train_begin(self, logs=None):
+        self.train_begin = time.perf_counter()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append([time.perf_counter()])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[-1].append(time.perf_counter())
+
+
+class TimedDistiller(kd_keras.Distiller):
+    """A Distiller recording how long its checks and caching pass take."""
+
+    def check_data(self, names, data):
+        start = time.perf_counter()
+        super().check_data(names, data)
+        self.timings["checks"] += time.perf_counter() - start
+
+    def prepare_fit_data(self, *args):
+        start = time.perf_counter()
+        result = super().prepare_fit_data(*args)
+        self.timings["caching"] += time.perf_counter() - start
+        return result
+
+
+def whole_fit(x, y):
+    keras.utils.set_random_seed(0)
+    teacher, student = mlp_pair(x.shape[1:], 10)
+    distiller = TimedDistiller(
+        teacher, student, alpha=ALPHA, temperature=TEMPERATURE
+    )
+    distiller.timings = {"checks": 0.0, "caching": 0.0}
+    distiller.compile("adam")
+    phases = Phases()
+    start = time.perf_counter()
+    distiller.fit(
+        x,
+        y,
+        batch_size=BATCH_SIZE,
+        epochs=EPOCHS,
+        callbacks=[phases],
+        verbose=0,
+    )
+    end = time.perf_counter()
+    first = phases.epochs[0][1] - phases.epochs[0][0]
+    later = sum(e - b for b, e in phases.epochs[1:])
+    timings = distiller.timings
+    return {
+        "whole": end - start,
+        "checks": timings["checks"],
+        "caching": timings["caching"],
+        "first epoch": first,
+        "later epochs": later,
+        "rest": end
+        - start
+        - timings["checks"]
+        - timings["caching"]
+        - first
+        - later,
+    }
+
+
+def student_fit(x, y):
+    keras.utils.set_random_seed(0)
+    _, student = mlp_pair(x.shape[1:], 10)
+    student.compile("adam", crossentropy())
+    start = time.perf_counter()
+    student.fit(x, y, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=0)
+    return time.perf_counter() - start
+
+
+def teacher_pass(x):
+    keras.utils.set_random_seed(0)
+    teacher, _ = mlp_pair(x.shape[1:], 10)
+    batch = cache.caching_batch_size(teacher, BATCH_SIZE)
+    forward = tf.function(lambda b: teacher(b, training=False))
+    forward(x[:batch])
+    start = time.perf_counter()
+    for first in range(0, len(x), batch):
+        forward(x[first : first + batch]).numpy()
+    return time.perf_counter() - start
+
+
+def measure(rounds):
+    x, y, source = load_data(60_000)
+    results = []
+    for round_ in range(rounds):
+        print(f"round {round_ + 1}/{rounds}", flush=True)
+        result = whole_fit(x, y)
+        result["student_fit"] = student_fit(x, y)
+        result["teacher_pass"] = teacher_pass(x)
+        result["ratio"] = result["whole"] / (
+            result["student_fit"] + result["teacher_pass"]
+        )
+        print(result, flush=True)
+        results.append(result)
+    return source, len(x), results
+
+
+def section(source, samples, results):
+    median = {
+        key: statistics.median(r[key] for r in results) for key in results[0]
+    }
+    ratios = [r["ratio"] for r in results]
+    lines = [
+        f"## {TITLE}: {samples} samples of {source}",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} by "
+        f"`benchmarks/fixed_costs.py`, {len(results)} rounds, on "
+        f"{machine()}. A whole {EPOCHS}-epoch `Distiller.fit` with the "
+        "in-memory cache ÷ (a whole "
+        f"{EPOCHS}-epoch fit of the student alone + one teacher pass in "
+        "the caching batch):",
+        "",
+        "| ratio | median | min–max | target (median) |",
+        "|---|---|---|---|",
+        f"| whole fit ÷ its parts | {median['ratio']:.2f} | "
+        f"{min(ratios):.2f}–{max(ratios):.2f} | ≤ 1.10: "
+        f"{'met' if median['ratio'] <= 1.10 else 'NOT met'} |",
+        "",
+        "Where the whole fit's time goes (medians, seconds):",
+        "",
+        "| phase | seconds |",
+        "|---|---|",
+    ]
+    for key in (
+        "checks",
+        "caching",
+        "first epoch",
+        "later epochs",
+        "rest",
+        "whole",
+        "student_fit",
+        "teacher_pass",
+    ):
+        lines.append(f"| {key.replace('_', ' ')} | {median[key]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "SPEED.md"
+    )
+    args = parser.parse_args(argv)
+    text = section(*measure(args.rounds))
+    write_section(args.output, text, TITLE)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
