@@ -93,12 +93,16 @@ def epoch_times(mode, store, epochs):
 
 
 def teacher_pass_seconds(teacher, x):
+    """`(cold, warm)` seconds of a compiled teacher pass over `x`: the first
+    includes tracing, as a build's pass does, the second does not."""
     forward = tf.function(lambda batch: teacher(batch, training=False))
-    forward(x[:BUILD_BATCH])
-    start = time.perf_counter()
-    for first in range(0, len(x), BUILD_BATCH):
-        forward(x[first : first + BUILD_BATCH]).numpy()
-    return time.perf_counter() - start
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        for first in range(0, len(x), BUILD_BATCH):
+            forward(x[first : first + BUILD_BATCH]).numpy()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def build_seconds(teacher, data, path):
@@ -140,12 +144,20 @@ def measure_speed(rounds, epochs):
     folder = Path(tempfile.mkdtemp(prefix="kd_keras_store_"))
     keras.utils.set_random_seed(0)
     teacher, _ = mlp_pair(x.shape[1:], 10)
-    results = {"student": [], "store": [], "build": [], "teacher": []}
+    results = {
+        "student": [],
+        "store": [],
+        "build": [],
+        "teacher": [],
+        "teacher_warm": [],
+    }
     try:
         store = None
         for round_ in range(rounds):
             print(f"round {round_ + 1}/{rounds}", flush=True)
-            results["teacher"].append(teacher_pass_seconds(teacher, x))
+            cold, warm = teacher_pass_seconds(teacher, x)
+            results["teacher"].append(cold)
+            results["teacher_warm"].append(warm)
             seconds, store = build_seconds(teacher, (x, y), folder / "store")
             results["build"].append(seconds)
             for mode in ("student", "store"):
@@ -241,7 +253,6 @@ def memory_cgroup(limit_mib):
         if (CGROUP / name).exists():
             (CGROUP / name).write_text(str(limit_mib * 2**20))
     (CGROUP / "memory.max_usage_in_bytes").write_text("0")
-    (CGROUP / "memory.failcnt").write_text("0")
 
 
 def join_cgroup():
@@ -266,10 +277,7 @@ def measure_large(copies, limit_mib):
         result["cgroup_peak_mib"] = (
             int((CGROUP / "memory.max_usage_in_bytes").read_text()) / 2**20
         )
-        failures = int((CGROUP / "memory.failcnt").read_text())
-        result.update(
-            data_bytes=data_bytes, limit_mib=limit_mib, failcnt=failures
-        )
+        result.update(data_bytes=data_bytes, limit_mib=limit_mib)
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -286,6 +294,7 @@ def section(speed, large):
     times = speed["times"]
     epoch = ratio(times["store"], times["student"])
     build = ratio(times["build"], times["teacher"])
+    build_warm = ratio(times["build"], times["teacher_warm"])
     best_epoch = min(times["store"]) / min(times["student"])
     best_build = min(times["build"]) / min(times["teacher"])
     lines = [
@@ -301,8 +310,12 @@ def section(speed, large):
         f"| (a) epoch of `fit(store)` ÷ student-alone epoch on the same "
         f"pipeline | {epoch:.2f} | {best_epoch:.2f} | ≤ 1.05: "
         f"{'met' if epoch <= 1.05 else 'NOT met'} |",
-        f"| (b) `TeacherStore.build` ÷ one teacher pass | {build:.2f} | "
-        f"{best_build:.2f} | ≤ 1.2: {'met' if build <= 1.2 else 'NOT met'} |",
+        f"| (b) `TeacherStore.build` ÷ one teacher pass, tracing included "
+        f"in both | {build:.2f} | {best_build:.2f} | ≤ 1.2: "
+        f"{'met' if build <= 1.2 else 'NOT met'} |",
+        f"| `TeacherStore.build` ÷ one warm teacher pass (traced before) | "
+        f"{build_warm:.2f} | "
+        f"{min(times['build']) / min(times['teacher_warm']):.2f} | — |",
         "",
         "| seconds | median | min–max |",
         "|---|---|---|",
@@ -310,7 +323,8 @@ def section(speed, large):
     names = {
         "student": "student-alone epoch (store's records)",
         "store": "epoch of fit(store)",
-        "teacher": "one teacher pass",
+        "teacher": "one teacher pass (tracing included)",
+        "teacher_warm": "one warm teacher pass",
         "build": "TeacherStore.build",
     }
     for key, name in names.items():
@@ -352,8 +366,6 @@ def section(speed, large):
             f"{large['cgroup_peak_mib']:.0f} MiB |",
             f"| peak resident memory of the process (VmHWM) | "
             f"{large['vm_hwm_mib']:.0f} MiB |",
-            f"| times the limit was hit (the kernel reclaimed page cache) | "
-            f"{large['failcnt']} |",
         ]
     return "\n".join(lines) + "\n"
 

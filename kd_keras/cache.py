@@ -230,6 +230,16 @@ def _concatenate(batches):
     return [np.concatenate(parts) for parts in zip(*batches, strict=True)]
 
 
+def trace_for_any_batch(function, x):
+    """Traces the `tf.function` `function` once for batches of `x` of any
+    size: the last, smaller batch of a pass then needs no second trace."""
+    function.get_concrete_function(
+        keras.tree.map_structure(
+            lambda a: tf.TensorSpec((None, *a.shape[1:]), a.dtype), x
+        )
+    )
+
+
 def cache_arrays(x, teacher_outputs, storage, batch_size, verbose):
     """`x` packed with its teacher outputs, computed in order.
 
@@ -242,6 +252,7 @@ def cache_arrays(x, teacher_outputs, storage, batch_size, verbose):
     samples = len(keras.tree.flatten(x)[0])
     starts = range(0, samples, batch_size)
     progress = _progress(len(starts), verbose, f"{samples} samples")
+    trace_for_any_batch(teacher_outputs, x)
     arrays = None
     for step, start in enumerate(starts, 1):
         batch = keras.tree.map_structure(

@@ -40,7 +40,7 @@ _SHUFFLE_BUFFER = 10_000
 _INPUT, _LABEL = "input", "label"
 
 
-def model_fingerprint(model):
+def _model_fingerprint(model):
     """A hash of `model`'s architecture (each layer's type and
     configuration, names and trainability left out, so that a reloaded or
     rebuilt twin, or a frozen one, matches) and weights."""
@@ -151,7 +151,7 @@ def _shards_of(batches, samples_per_shard):
             count = 0
             while pending is not None and count < samples_per_shard:
                 batch, pending = pending, next(iterator, None)
-                count += len(keras.tree.flatten(batch[0])[0])
+                count += _count(batch[0])
                 yield batch
 
         yield index, shard()
@@ -300,16 +300,9 @@ class TeacherStore:
             f"{self.dtype}, {self.nbytes / 2**20:.1f} MiB)"
         )
 
-    def get_config(self):
-        return {"path": str(self.path)}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     def check_teacher(self, teacher):
         """Raises unless `teacher` is the model the store was built for."""
-        if model_fingerprint(teacher) != self.manifest["teacher"]:
+        if _model_fingerprint(teacher) != self.manifest["teacher"]:
             raise ValueError(
                 f"The TeacherStore {str(self.path)!r} was built for another "
                 f"teacher than {teacher.name!r}: their weights or "
@@ -507,7 +500,7 @@ class TeacherStore:
         view = ModelView(teacher, list(teacher_layers), "teacher")
         settings = {
             "format": _FORMAT,
-            "teacher": model_fingerprint(teacher),
+            "teacher": _model_fingerprint(teacher),
             "dtype": dtype,
             "top_k": top_k,
             "teacher_layers": list(teacher_layers),
@@ -602,6 +595,7 @@ class _Builder:
             )
         if self.state["samples_per_shard"] is None:
             self.state["samples_per_shard"] = self._shard_samples(*first)
+        teacher_cache.trace_for_any_batch(teacher_outputs, first[0])
         done = len(self.state["shards"])
         if verbose:
             print(

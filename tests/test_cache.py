@@ -475,3 +475,11 @@ def test_top_k_indices_take_the_smallest_integer_type(classes, dtype):
     assert (stored["top_indices"] == classes - 1).all()
     decoded = cache.decode(stored, classes)[0].numpy()
     np.testing.assert_allclose(decoded[:, classes - 1], 5.0)
+
+
+def test_the_caching_pass_traces_the_teacher_once(teacher):
+    # 96 samples in caching batches of 80 (4 x 20) and a last one of 16.
+    distiller = kd_keras.Distiller(teacher, make_mlp(8, "student"))
+    x, _ = make_data()
+    distiller.with_teacher_outputs(x, batch_size=20, verbose=0)
+    assert distiller._teacher_function.experimental_get_tracing_count() == 1
