@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from kd_keras import cache as teacher_cache
 from kd_keras import finite
+from kd_keras.hyperparameters import check_integer
 from kd_keras.views import ModelView, output_shape
 
 MANIFEST = "manifest.json"
@@ -472,19 +473,11 @@ class TeacherStore:
             The `TeacherStore`.
         """
         storage = teacher_cache.TeacherCache(dtype, top_k)
-        for name, value in (
-            ("batch_size", batch_size),
-            ("samples_per_shard", samples_per_shard),
-        ):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | np.integer)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"{name} must be a positive integer. Received: "
-                    f"{name}={value!r}"
-                )
+        batch_size = check_integer("batch_size", batch_size, 1)
+        if samples_per_shard is not None:
+            samples_per_shard = check_integer(
+                "samples_per_shard", samples_per_shard, 1
+            )
         if samples_per_shard is not None and samples_per_shard % batch_size:
             raise ValueError(
                 f"samples_per_shard must be a multiple of batch_size "
@@ -504,7 +497,7 @@ class TeacherStore:
             "dtype": dtype,
             "top_k": top_k,
             "teacher_layers": list(teacher_layers),
-            "batch_size": int(batch_size),
+            "batch_size": batch_size,
         }
         builder = _Builder(Path(path), settings, samples_per_shard, overwrite)
         builder.write(view, storage, data, verbose)

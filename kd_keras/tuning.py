@@ -109,11 +109,7 @@ class DistillationHyperModel(keras_tuner.HyperModel):
         method_parameters: Values tried for a method's own parameters, as
             `{method: {parameter: [values]}}`. Defaults to `None`.
         seed: Seed of every trial's initial student. Defaults to `0`.
-        cache: How the teacher's outputs are stored: a
-            `kd_keras.TeacherCache`; a `kd_keras.TeacherStore` built on the
-            training data (checked once), which the trials read, the
-            teacher then running over the validation data alone; or
-            `False` to run the teacher at every step of every trial.
+        cache: How the teacher's outputs are stored, as for `tune`.
             Defaults to `TeacherCache()`.
         epoch_choices: Numbers of epochs tried, a hyperparameter
             `"epochs"`, or `None` to train every trial the search's

@@ -379,7 +379,7 @@ def test_a_damaged_store_is_refused_before_training(teacher, data, tmp_path):
     "kwargs, message",
     [
         ({"top_k": 5}, "top_k must be at most the number of classes"),
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"samples_per_shard": 20}, "multiple of batch_size"),
         ({"dtype": "int8"}, "dtype must be one of"),
     ],

@@ -201,6 +201,15 @@ def _add_distillation(command):
     )
 
 
+def _add_teacher_average(command):
+    command.add_argument(
+        "--teacher-average",
+        choices=("probabilities", "logits"),
+        default="probabilities",
+        help="how several teachers are averaged (default: probabilities)",
+    )
+
+
 def _add_patience(command):
     command.add_argument(
         "--patience",
@@ -291,12 +300,7 @@ def _parser():
         help="the teacher's .h5/.keras file; repeat for an ensemble of "
         "teachers (not with --method dml)",
     )
-    distill.add_argument(
-        "--teacher-average",
-        choices=("probabilities", "logits"),
-        default="probabilities",
-        help="how several teachers are averaged (default: probabilities)",
-    )
+    _add_teacher_average(distill)
     distill.add_argument(
         "--student", required=True, help="a .h5/.keras file, or mlp or cnn"
     )
@@ -403,12 +407,7 @@ def _parser():
         type=Path,
         help="the teacher's .h5/.keras file; repeat for an ensemble",
     )
-    build.add_argument(
-        "--teacher-average",
-        choices=("probabilities", "logits"),
-        default="probabilities",
-        help="how several teachers are averaged (default: probabilities)",
-    )
+    _add_teacher_average(build)
     build.add_argument("--dataset", default="digits")
     build.add_argument(
         "--dtype",
