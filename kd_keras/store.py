@@ -17,6 +17,7 @@ again over an interrupted one resumes after its last complete shard.
 """
 
 import hashlib
+import itertools
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -328,11 +329,9 @@ class TeacherStore:
         _, batches = _batches(data, self.manifest["batch_size"])
         digests, samples = [], 0
         for _, shard in _shards_of(batches, self.manifest["samples_per_shard"]):
-            digest = hashlib.sha256()
-            for x, y in shard:
-                _hash(digest, x, y)
-                samples += _count(x)
-            digests.append(digest.hexdigest())
+            digest, count = _shard_digest(shard)
+            digests.append(digest)
+            samples += count
         if digests != [shard["data"] for shard in self.manifest["shards"]]:
             received = (
                 "other samples"
@@ -509,6 +508,15 @@ def _hash(digest, x, y):
         digest.update(np.ascontiguousarray(array).tobytes())
 
 
+def _shard_digest(shard):
+    """`(SHA-256 of a shard's samples, their number)` from its batches."""
+    digest, samples = hashlib.sha256(), 0
+    for x, y in shard:
+        _hash(digest, x, y)
+        samples += _count(x)
+    return digest.hexdigest(), samples
+
+
 class _Builder:
     """Writes a store's shards and manifest; resumes an interrupted build."""
 
@@ -602,7 +610,7 @@ class _Builder:
         )
         self.count = self.written = 0
         shards = _shards_of(
-            (b for part in ([first], batches) for b in part),
+            itertools.chain([first], batches),
             self.state["samples_per_shard"],
         )
         for index, shard in shards:
@@ -697,11 +705,9 @@ class _Builder:
     def _check_resumed(self, index, shard):
         """Reads shard `index`'s data again and checks it is the data the
         interrupted build wrote there."""
-        digest = hashlib.sha256()
-        for x, y in shard:
-            _hash(digest, x, y)
-            self._advance(_count(x), 0)
-        if digest.hexdigest() != self.state["shards"][index]["data"]:
+        digest, samples = _shard_digest(shard)
+        self._advance(samples, 0)
+        if digest != self.state["shards"][index]["data"]:
             raise ValueError(
                 "data differs from the data of the interrupted build in "
                 f"{str(self.path)!r} (shard {index}). Pass the same data to "
