@@ -59,6 +59,20 @@ def compiled_metrics(model):
     return model._compile_metrics
 
 
+def build_from_batch(model, batch):
+    """Creates `model`'s state (layers, compiled metrics, optimizer) from
+    the shapes of `batch`, `(x, y, sample_weight)` of arrays or
+    `tf.TensorSpec`s, under its strategy's scope.
+
+    Keras' `fit` does this itself (the private `Trainer._symbolic_build`)
+    only under a distribution strategy; otherwise the variables are created
+    while the step is traced, and `tf.function` then traces it a second
+    time.
+    """
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=batch)
+
+
 def update_compiled_metrics(model, y, y_pred, unweighted, weighted):
     """Updates `model`'s compiled metrics with separate sample weights.
 

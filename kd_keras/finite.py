@@ -4,10 +4,10 @@ Before training, `Distiller.fit` checks in-memory inputs, labels and sample
 weights once (`check_array`), each batch of a dataset whose teacher outputs
 it caches before the teacher sees it (`check_batch`), and the cached
 outputs (`check_teacher_outputs`). During training, each step applies its
-update only when its batch (inputs, labels, sample weights) and its loss
-are finite (`Guard`); `StopOnNonFinite` then stops `fit` with a
-`ValueError` naming the cause, and the student keeps its weights from
-before the bad batch.
+update only when its loss and, unless all of `fit`'s data was checked
+before training, its batch (inputs, labels, sample weights) are finite
+(`Guard`); `StopOnNonFinite` then stops `fit` with a `ValueError` naming
+the cause, and the student keeps its weights from before the bad batch.
 
 The batch is checked itself, not only through the loss: a compiled forward
 pass may turn NaN inputs into finite outputs (oneDNN's fused matmul and
@@ -58,6 +58,15 @@ def check_array(name, value, where=""):
             f"{where} (first: sample {first}: {leaf[first].ravel()[:5]}...). "
             "Remove or impute them before training."
         )
+
+
+def checked_before_training(data):
+    """Whether `check_array` read all of `data` (`(x, y, sample_weight)`):
+    arrays and tensors in memory, not datasets or generators."""
+    return all(
+        leaf is None or isinstance(leaf, (np.ndarray, tf.Tensor))
+        for leaf in keras.tree.flatten(data)
+    )
 
 
 def check_batch(name, step, element):
@@ -171,7 +180,14 @@ class Guard:
     (1 + its index in `CAUSES`) for `StopOnNonFinite`; it is not saved with
     the model. Create it where the model is created (under its
     `tf.distribute` strategy's scope).
+
+    When `data_checked` is true (`fit`'s data was checked whole before
+    training, `checked_before_training`), a step checks its loss only:
+    reading every input again costs as much as the student's step on a
+    small model. It is read when the step is traced.
     """
+
+    data_checked = False
 
     def __init__(self):
         self.cause = keras.Variable(
@@ -198,7 +214,7 @@ class Guard:
         """
         if not optimizer.built:
             optimizer.build(variables)
-        fault = _fault(*batch, loss)
+        fault = _fault(*((None,) * 3 if self.data_checked else batch), loss)
         self.cause.assign(ops.where(self.cause == 0, fault, self.cause))
         _apply_if(fault == 0, optimizer, gradients, variables)
         return ops.where(fault == 0, loss, np.nan)

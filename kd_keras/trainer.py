@@ -262,6 +262,26 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
         for name, value in zip(names, (x, y, sample_weight), strict=True):
             finite.check_array(name, value)
 
+    def build_from_data(self, x, y, sample_weight):
+        """Creates the variables a first step would create (the optimizer's,
+        the compiled metrics') from the shapes of `fit`'s data, so that
+        `tf.function` traces the step once instead of twice.
+
+        Left to the step for data without labels, or that is neither arrays,
+        tensors nor a `tf.data.Dataset`.
+        """
+        if not self.compiled:
+            return  # Keras' fit says to compile first.
+        if isinstance(x, tf.data.Dataset):
+            batch = keras.utils.unpack_x_y_sample_weight(x.element_spec)
+        else:
+            batch = (x, y, sample_weight)
+        leaves = keras.tree.flatten(batch)
+        if batch[1] is not None and all(
+            v is None or hasattr(v, "shape") for v in leaves
+        ):
+            compat.build_from_batch(self, batch)
+
     def fit(
         self,
         x=None,
@@ -305,6 +325,12 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
             shuffle,
             1 if verbose == "auto" else verbose,
         )
+        self.build_from_data(x, y, sample_weight)
+        checked = finite.checked_before_training((x, y, sample_weight))
+        if checked != self._guard.data_checked:
+            # The step reads the flag when it is traced.
+            self._guard.data_checked = checked
+            self.train_function = None
         callbacks = [
             *(callbacks or []),
             _LossHooks(self.hooked_losses),

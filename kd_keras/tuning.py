@@ -236,6 +236,8 @@ class DistillationHyperModel(keras_tuner.HyperModel):
             distillation_loss_weights=weights,
             alpha=alpha,
             cache=self.cache,
+            # Keras' default, "__trial_distiller", is no valid name scope.
+            name="trial_distiller",
         )
         distiller.compile(
             keras.optimizers.Adam(learning_rate), metrics=["accuracy"]

@@ -123,3 +123,18 @@ def test_the_feature_losses_old_module():
     with pytest.warns(DeprecationWarning, match="kd_keras.losses.features"):
         from kd_keras.losses.features import FitNet
     assert FitNet is kd_keras.losses.FitNet
+
+
+def test_a_model_is_built_from_a_batch_of_arrays():
+    model = make_mlp(8, "model")
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x, y = make_data()
+    compat.build_from_batch(model, (x, y, None))
+    assert model.optimizer.built and model._compile_metrics.built, (
+        "keras.Model._symbolic_build changed: update "
+        "kd_keras.compat.build_from_batch"
+    )

@@ -7,6 +7,7 @@ import tensorflow as tf
 from conftest import (
     CLASSES,
     FEATURES,
+    CountingDistiller,
     assert_one_sgd_step,
     make_data,
     make_mlp,
@@ -325,6 +326,21 @@ def test_tf_data_and_py_dataset_inputs(teacher, student, data):
         set(distiller.evaluate(Batches(x, y), verbose=0, return_dict=True))
         == HISTORY_KEYS
     )
+
+
+@pytest.mark.parametrize("source", ["arrays", "dataset"])
+def test_fit_traces_its_step_once(teacher, student, data, source):
+    # The optimizer's and the metrics' variables exist before the step is
+    # traced: tf.function traces a step that creates variables twice.
+    x, y = data
+    if source == "dataset":
+        x, y = tf.data.Dataset.from_tensor_slices((x, y)).batch(32), None
+    CountingDistiller.traces = 0
+    distiller = CountingDistiller(teacher, student)
+    distiller.compile("adam", metrics=["accuracy"])
+    distiller.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert CountingDistiller.traces == 1
+    assert distiller.optimizer.iterations.numpy() > 0
 
 
 def test_keras_callbacks(teacher, student, data, tmp_path):

@@ -459,6 +459,26 @@ def test_non_finite_batch_stops_and_keeps_the_last_good_student(
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_a_dataset_after_arrays_is_checked_in_the_step():
+    # Arrays are checked whole before training, so their step checks only
+    # the loss; a later fit on a dataset retraces the step with the checks.
+    teacher, student = fresh_pair()
+    distiller = kd_keras.Distiller(teacher, student, cache=False)
+    distiller.compile(keras.optimizers.Adam(0.01))
+    x, y = make_data()
+    weights = np.ones(len(x))
+    # The same structure and types as the dataset's: only the check differs.
+    distiller.fit(
+        x, y.astype("float32"), sample_weight=weights, batch_size=16, verbose=0
+    )
+    batches = tf.data.Dataset.from_tensor_slices(batch_parts("x")).batch(16)
+    with pytest.raises(
+        ValueError,
+        match="^Training stopped at epoch 1, batch 3: the inputs of that",
+    ):
+        distiller.fit(batches, epochs=1, verbose=0)
+
+
 def test_mutual_learning_skips_a_non_finite_batch():
     """MutualLearning shares the Distiller's guarded update."""
     keras.utils.set_random_seed(1)
