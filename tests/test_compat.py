@@ -12,13 +12,19 @@ import kd_keras
 from kd_keras import compat
 
 
-def test_compiled_metrics_have_the_names_we_read():
+def compiled_classifier(optimizer, **metrics):
     model = make_mlp(8, "model")
     model.compile(
-        "sgd",
+        optimizer,
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        weighted_metrics=["accuracy"],
+        **metrics,
+    )
+    return model
+
+
+def test_compiled_metrics_have_the_names_we_read():
+    model = compiled_classifier(
+        "sgd", metrics=["accuracy"], weighted_metrics=["accuracy"]
     )
     x, y = make_data()
     model.evaluate(x, y, verbose=0)
@@ -126,12 +132,7 @@ def test_the_feature_losses_old_module():
 
 
 def test_a_model_is_built_from_a_batch_of_arrays():
-    model = make_mlp(8, "model")
-    model.compile(
-        "adam",
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    model = compiled_classifier("adam", metrics=["accuracy"])
     x, y = make_data()
     compat.build_from_batch(model, (x, y, None))
     assert model.optimizer.built and model._compile_metrics.built, (
