@@ -467,7 +467,7 @@ def test_a_dataset_after_arrays_is_checked_in_the_step():
     distiller.compile(keras.optimizers.Adam(0.01))
     x, y = make_data()
     weights = np.ones(len(x))
-    # The same structure and types as the dataset's: only the check differs.
+    # Float labels and sample weights, as the dataset's.
     distiller.fit(
         x, y.astype("float32"), sample_weight=weights, batch_size=16, verbose=0
     )
