@@ -94,6 +94,23 @@ class TimedDistiller(kd_keras.Distiller):
         return result
 
 
+def timed_fit(model, x, y, timings):
+    """Fits `model` for `EPOCHS` epochs; returns the phases of its time.
+
+    `timings` holds the seconds `model` records itself while it fits."""
+    phases = Phases()
+    start = time.perf_counter()
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH_SIZE,
+        epochs=EPOCHS,
+        callbacks=[phases],
+        verbose=0,
+    )
+    return phases.split(time.perf_counter() - start, timings)
+
+
 def whole_fit(x, y):
     keras.utils.set_random_seed(0)
     teacher, student = mlp_pair(x.shape[1:], 10)
@@ -102,35 +119,14 @@ def whole_fit(x, y):
     )
     distiller.timings = {"checks": 0.0, "caching": 0.0}
     distiller.compile("adam")
-    phases = Phases()
-    start = time.perf_counter()
-    distiller.fit(
-        x,
-        y,
-        batch_size=BATCH_SIZE,
-        epochs=EPOCHS,
-        callbacks=[phases],
-        verbose=0,
-    )
-    end = time.perf_counter()
-    return phases.split(end - start, distiller.timings)
+    return timed_fit(distiller, x, y, distiller.timings)
 
 
 def student_fit(x, y):
     keras.utils.set_random_seed(0)
     _, student = mlp_pair(x.shape[1:], 10)
     student.compile("adam", crossentropy())
-    phases = Phases()
-    start = time.perf_counter()
-    student.fit(
-        x,
-        y,
-        batch_size=BATCH_SIZE,
-        epochs=EPOCHS,
-        callbacks=[phases],
-        verbose=0,
-    )
-    return phases.split(time.perf_counter() - start, {})
+    return timed_fit(student, x, y, {})
 
 
 def teacher_pass(x):
