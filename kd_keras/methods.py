@@ -295,8 +295,8 @@ def train_scheme(
             Defaults to `None`.
         cache: The `cache` of the Distiller the teacher teaches in the
             chains (`born_again`, `takd`): a `kd_keras.TeacherStore` of
-            the teacher's outputs on `(x, y)` spares its pass. Defaults to
-            `"auto"`.
+            the teacher's outputs on `(x, y)` spares its pass; `dml` and
+            `function_matching` take none. Defaults to `"auto"`.
         **parameters: The scheme's parameters (see `SCHEMES`).
 
     Returns:
@@ -321,11 +321,12 @@ def train_scheme(
     parameters = _scheme_parameters(name, parameters)
     if name in ("dml", "function_matching") and cache != "auto":
         raise ValueError(
-            f"{name} cannot read the teacher's outputs from a store: "
+            f"{name} takes no cache: "
             + (
                 "it has no teacher."
                 if name == "dml"
-                else "it changes each batch before the teacher sees it."
+                else "it changes each batch before the teacher sees it, "
+                "so its teacher runs at every step."
             )
             + f" Received: cache={cache!r}"
         )
