@@ -19,7 +19,7 @@ seeds), the paired difference with the scratch student, the share of the
 teacher-scratch gap closed, agreement with the teacher, seconds per epoch
 (every model a scheme trains counted), and the validation grid.
 
-Run: `.venv/bin/python benchmarks/methods.py` (about 3 hours on 2 cores).
+Run: `.venv/bin/python benchmarks/methods.py` (about 2 hours on 2 cores).
 """
 
 import argparse
@@ -367,7 +367,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
         "--methods",
