@@ -19,11 +19,17 @@ seeds), the paired difference with the scratch student, the share of the
 teacher-scratch gap closed, agreement with the teacher, seconds per epoch
 (every model a scheme trains counted), and the validation grid.
 
+The results of each method are also kept in `RESULTS.json` beside the
+output as soon as it is done: a run stopped part-way, started again with
+the same arguments, resumes at the next method (delete the file to start
+over).
+
 Run: `.venv/bin/python benchmarks/methods.py` (about 2 hours on 2 cores).
 """
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import statistics
@@ -223,23 +229,81 @@ def grid(name):
     return list(itertools.product(knobs, ALPHAS if uses_alpha else (None,)))
 
 
-def run(args):
+class Progress:
+    """The methods done so far, in a JSON file beside `--output`."""
+
+    SETTINGS = ("seeds", "epochs", "patience", "samples", "batch_size")
+
+    def __init__(self, args):
+        self.path = Path(args.output).with_suffix(".json")
+        self.settings = {key: getattr(args, key) for key in self.SETTINGS}
+        self.rows, self.mlp_accuracy, self.seconds = {}, None, 0.0
+        if not self.path.exists():
+            return
+        saved = json.loads(self.path.read_text())
+        if saved["settings"] != self.settings:
+            print(f"{self.path} is of a run with other settings: starting over")
+            return
+        self.rows = {
+            name: {
+                "grid": {tuple(s): value for *s, value in row["grid"]},
+                "chosen": tuple(row["chosen"]),
+                "seeds": {int(s): r for s, r in row["seeds"].items()},
+            }
+            for name, row in saved["methods"].items()
+        }
+        self.mlp_accuracy, self.seconds = (
+            saved["mlp_accuracy"],
+            saved["seconds"],
+        )
+        print(f"Resuming {self.path}: {', '.join(self.rows)} done")
+
+    def save(self, name, row, mlp_accuracy, seconds):
+        """Adds method `name`'s `row`; `seconds` ran since the start."""
+        self.rows[name] = row
+        methods = {
+            name: {
+                "grid": [[*s, value] for s, value in row["grid"].items()],
+                "chosen": list(row["chosen"]),
+                "seeds": row["seeds"],
+            }
+            for name, row in self.rows.items()
+        }
+        saved = {
+            "settings": self.settings,
+            "methods": methods,
+            "mlp_accuracy": mlp_accuracy,
+            "seconds": self.seconds + seconds,
+        }
+        partial = self.path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(saved, indent=1))
+        os.replace(partial, self.path)
+
+
+def run(args, progress):
+    start = time.perf_counter()
     arrays = datasets.load("fashion_mnist")
     (x, y), test = arrays
     subset = ((x[: args.samples], y[: args.samples]), test)
     (x, y), validation, _ = demo.split(subset, None, 0)
     fit = Budget(args, validation)
     teacher = kd_keras.load_student(TEACHER)
-    extra = {}
-    if "multi_teacher" in args.methods:
+    extra = {"mlp_accuracy": progress.mlp_accuracy}
+    to_run = [name for name in args.methods if name not in progress.rows]
+    if "multi_teacher" in to_run:
         keras.utils.set_random_seed(0)
         extra["mlp_teacher"] = models.mlp_teacher(x.shape[1:], 10)
         extra["mlp_teacher"].compile(adam(), crossentropy())
         extra["mlp_teacher"].fit(
             x, y, epochs=10, batch_size=args.batch_size, verbose=0
         )
-        extra["mlp_accuracy"] = evaluation.accuracy(extra["mlp_teacher"], *test)
+        extra["mlp_accuracy"] = float(
+            evaluation.accuracy(extra["mlp_teacher"], *test)
+        )
     results = {name: {"grid": {}, "seeds": {}} for name in args.methods}
+    results.update(
+        (name, row) for name, row in progress.rows.items() if name in results
+    )
 
     def trial(name, setting, seed):
         keras.utils.set_random_seed(seed)
@@ -252,7 +316,7 @@ def run(args):
         seconds = (time.perf_counter() - start) / sum(epochs)
         return student, seconds, epochs
 
-    for name in args.methods:
+    for name in to_run:
         row = results[name]
         trained = {}
         for setting in grid(name):
@@ -268,12 +332,17 @@ def run(args):
             else:
                 student, seconds, epochs = trial(name, row["chosen"], seed)
             row["seeds"][seed] = {
-                "test": evaluation.accuracy(student, *test),
-                "agreement": evaluation.agreement(teacher, student, test[0]),
+                "test": float(evaluation.accuracy(student, *test)),
+                "agreement": float(
+                    evaluation.agreement(teacher, student, test[0])
+                ),
                 "seconds": seconds,
                 "epochs": epochs,
             }
             print(f"{name} seed {seed}: {row['seeds'][seed]}", flush=True)
+        progress.save(
+            name, row, extra["mlp_accuracy"], time.perf_counter() - start
+        )
     teacher_accuracy = evaluation.accuracy(teacher, *test)
     return results, teacher_accuracy, extra.get("mlp_accuracy"), len(y)
 
@@ -382,9 +451,10 @@ def main():
     unknown = set(args.methods) - set(METHODS)
     if unknown or "scratch" not in args.methods:
         parser.error(f"unknown methods {sorted(unknown)} or no scratch")
+    progress = Progress(args)
     start = time.perf_counter()
-    result = run(args)
-    write(result, args, time.perf_counter() - start)
+    result = run(args, progress)
+    write(result, args, progress.seconds + time.perf_counter() - start)
 
 
 if __name__ == "__main__":
