@@ -392,7 +392,7 @@ def write(run_result, args, seconds):
             differences = 100 * (accuracy - scratch)
             gain = f"{differences.mean():+.2f} ± {differences.std(ddof=1):.2f}"
             shares = (accuracy - scratch) / (teacher_accuracy - scratch)
-            closed = f"{100 * shares.mean():.0f}%"
+            closed = f"{round(100 * shares.mean())}%"
         per_epoch = [row["seeds"][s]["seconds"] for s in seeds]
         lines.append(
             f"| {name}: {METHODS[name][0]} "
