@@ -238,6 +238,7 @@ class Progress:
         self.path = Path(args.output).with_suffix(".json")
         self.settings = {key: getattr(args, key) for key in self.SETTINGS}
         self.rows, self.mlp_accuracy, self.seconds = {}, None, 0.0
+        self.started = time.perf_counter()
         if not self.path.exists():
             return
         saved = json.loads(self.path.read_text())
@@ -252,14 +253,16 @@ class Progress:
             }
             for name, row in saved["methods"].items()
         }
-        self.mlp_accuracy, self.seconds = (
-            saved["mlp_accuracy"],
-            saved["seconds"],
-        )
+        self.mlp_accuracy = saved["mlp_accuracy"]
+        self.seconds = saved["seconds"]
         print(f"Resuming {self.path}: {', '.join(self.rows)} done")
 
-    def save(self, name, row, mlp_accuracy, seconds):
-        """Adds method `name`'s `row`; `seconds` ran since the start."""
+    def elapsed(self):
+        """Seconds of the run, its earlier parts included."""
+        return self.seconds + time.perf_counter() - self.started
+
+    def save(self, name, row):
+        """Adds method `name`'s `row`."""
         self.rows[name] = row
         methods = {
             name: {
@@ -272,8 +275,8 @@ class Progress:
         saved = {
             "settings": self.settings,
             "methods": methods,
-            "mlp_accuracy": mlp_accuracy,
-            "seconds": self.seconds + seconds,
+            "mlp_accuracy": self.mlp_accuracy,
+            "seconds": self.elapsed(),
         }
         partial = self.path.with_suffix(".json.partial")
         partial.write_text(json.dumps(saved, indent=1))
@@ -281,14 +284,13 @@ class Progress:
 
 
 def run(args, progress):
-    start = time.perf_counter()
     arrays = datasets.load("fashion_mnist")
     (x, y), test = arrays
     subset = ((x[: args.samples], y[: args.samples]), test)
     (x, y), validation, _ = demo.split(subset, None, 0)
     fit = Budget(args, validation)
     teacher = kd_keras.load_student(TEACHER)
-    extra = {"mlp_accuracy": progress.mlp_accuracy}
+    extra = {}
     to_run = [name for name in args.methods if name not in progress.rows]
     if "multi_teacher" in to_run:
         keras.utils.set_random_seed(0)
@@ -297,7 +299,7 @@ def run(args, progress):
         extra["mlp_teacher"].fit(
             x, y, epochs=10, batch_size=args.batch_size, verbose=0
         )
-        extra["mlp_accuracy"] = float(
+        progress.mlp_accuracy = float(
             evaluation.accuracy(extra["mlp_teacher"], *test)
         )
     results = {name: {"grid": {}, "seeds": {}} for name in args.methods}
@@ -340,11 +342,9 @@ def run(args, progress):
                 "epochs": epochs,
             }
             print(f"{name} seed {seed}: {row['seeds'][seed]}", flush=True)
-        progress.save(
-            name, row, extra["mlp_accuracy"], time.perf_counter() - start
-        )
+        progress.save(name, row)
     teacher_accuracy = evaluation.accuracy(teacher, *test)
-    return results, teacher_accuracy, extra.get("mlp_accuracy"), len(y)
+    return results, teacher_accuracy, progress.mlp_accuracy, len(y)
 
 
 def setting_text(name, setting):
@@ -452,9 +452,8 @@ def main():
     if unknown or "scratch" not in args.methods:
         parser.error(f"unknown methods {sorted(unknown)} or no scratch")
     progress = Progress(args)
-    start = time.perf_counter()
     result = run(args, progress)
-    write(result, args, progress.seconds + time.perf_counter() - start)
+    write(result, args, progress.elapsed())
 
 
 if __name__ == "__main__":
