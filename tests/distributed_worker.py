@@ -3,7 +3,9 @@
 `python distributed_worker.py CONFIG_JSON` distils the tiny teacher and
 student of `make_models` on `make_data`, under a
 `MultiWorkerMirroredStrategy` when the config names a cluster, and saves
-the model's weights to `<out>/student_<index>.npz`.
+the model's weights to `<out>/student_<index>.npz`. A config with `runs`
+(a list of configs, each with its own `out`) distils each of them in turn
+under the one strategy, sparing the start of a process per run.
 
 Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
@@ -135,15 +137,21 @@ def main(config):
 
     import kd_keras
 
-    keras.utils.set_random_seed(0)
-    if config.get("deterministic"):
+    runs = [{**config, **run} for run in config.get("runs", [config])]
+    if any(run.get("deterministic") for run in runs):
         tf.config.experimental.enable_op_determinism()
     if config.get("ports"):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
-    with strategy.scope():
-        distiller, history = distil(config, keras, kd_keras)
+    for run in runs:
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            distiller, history = distil(run, keras, kd_keras)
+        save(run, distiller, history)
+
+
+def save(config, distiller, history):
     np.savez(
         os.path.join(config["out"], f"student_{config['index']}.npz"),
         *distiller.get_weights(),

@@ -2,8 +2,9 @@
 
 The multi-worker tests start two worker processes (`distributed_worker.py`)
 on 127.0.0.1 with `TF_CONFIG`; each process has one CPU replica, so a global
-batch of 16 is two per-worker batches of 8. A hang fails the test after
-`TIMEOUT` seconds instead of blocking the suite.
+batch of 16 is two per-worker batches of 8. One pair of processes makes
+the runs of `RUNS` in turn; the killed-worker test starts its own. A hang
+fails the test after `TIMEOUT` seconds instead of blocking the suite.
 """
 
 import json
@@ -124,80 +125,105 @@ def assert_same_run(result, expected, tolerance):
         )
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """Both workers' results of an uninterrupted multi-worker run."""
-    return run_workers(tmp_path_factory.mktemp("uninterrupted"), **CONFIG)
+def build_store(path):
+    """A store of `make_data` in two shards of 32 samples."""
+    teacher, _ = distributed_worker.make_models(keras)
+    return kd_keras.TeacherStore.build(
+        teacher,
+        distributed_worker.make_data(),
+        path,
+        dtype="float32",
+        batch_size=8,
+        samples_per_shard=32,
+        verbose=0,
+    )
 
 
-def test_workers_end_with_the_single_process_student(uninterrupted):
-    # Numpy inputs and validation data, the teacher's outputs cached
-    # ("auto"), no shuffling:
-    # each global batch of 16 is split 8/8, and the gradients summed over
-    # the workers are those of the loss averaged over the 16 samples.
-    (w0, h0), (w1, h1) = uninterrupted
-    for a, b in zip(w0, w1, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert h0 == h1
-    assert len(h0["loss"]) == CONFIG["epochs"]
-    assert_same_run(uninterrupted[0], single_process(**CONFIG), 1e-5)
-
-
-def test_dataset_with_cached_teacher(tmp_path):
-    # A batched tf.data pipeline is sharded by data, and its cached teacher
-    # outputs travel with each sample. Executions of 3 steps over 4
-    # batches: the second one ends early without interrupting training.
-    config = {
+# The runs two workers make one after the other, each compared with the
+# same distillation in one process. `data` of "store" is set to the store's
+# path when it is built.
+RUNS = {
+    "uninterrupted": CONFIG,
+    "dataset": {
         "epochs": 2,
         "batch_size": 16,
         "data": "dataset",
         "cache": True,
         "validation": True,
         "steps_per_execution": 3,
+    },
+    "store": {"epochs": 2, "batch_size": 16, "data": None},
+    "mutual": {**CONFIG, "epochs": 2, "mutual": True},
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """`{name: both workers' results}` for each of `RUNS`, all made by one
+    pair of worker processes (starting a pair costs more than a run)."""
+    out = tmp_path_factory.mktemp("runs")
+    configs = {
+        name: {**config, "out": str(out / name)}
+        for name, config in RUNS.items()
     }
-    (w0, h0), (w1, h1) = run_workers(tmp_path, **config)
+    configs["store"]["data"] = str(build_store(out / "store_files").path)
+    for config in configs.values():
+        pathlib.Path(config["out"]).mkdir()
+    codes = wait(
+        start_workers(out, runs=list(configs.values())), out, 2 * TIMEOUT
+    )
+    assert codes == [0] * WORKERS, logs(out)
+    return {name: results(out / name) for name in configs}
+
+
+def test_workers_end_with_the_single_process_student(runs):
+    # Numpy inputs and validation data, the teacher's outputs cached
+    # ("auto"), no shuffling:
+    # each global batch of 16 is split 8/8, and the gradients summed over
+    # the workers are those of the loss averaged over the 16 samples.
+    (w0, h0), (w1, h1) = runs["uninterrupted"]
     for a, b in zip(w0, w1, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert_same_run((w0, h0), single_process(**config), 1e-5)
+    assert h0 == h1
+    assert len(h0["loss"]) == CONFIG["epochs"]
+    assert_same_run((w0, h0), single_process(**CONFIG), 1e-5)
 
 
-def test_store_shards_are_read_one_per_worker(tmp_path):
+def test_dataset_with_cached_teacher(runs):
+    # A batched tf.data pipeline is sharded by data, and its cached teacher
+    # outputs travel with each sample. Executions of 3 steps over 4
+    # batches: the second one ends early without interrupting training.
+    (w0, h0), (w1, h1) = runs["dataset"]
+    for a, b in zip(w0, w1, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert_same_run((w0, h0), single_process(**RUNS["dataset"]), 1e-5)
+
+
+def test_store_shards_are_read_one_per_worker(runs):
     # A store of two shards of 32 samples: each worker reads its own shard
     # (tf.data's auto-sharding by file), 8 samples per step. One process
     # given the samples in that order, 8 of each shard per global batch of
     # 16, trains the same student (in the store's order it does not).
-    teacher, _ = distributed_worker.make_models(keras)
-    x, y = distributed_worker.make_data()
-    store = kd_keras.TeacherStore.build(
-        teacher,
-        (x, y),
-        tmp_path / "store",
-        dtype="float32",
-        batch_size=8,
-        samples_per_shard=32,
-        verbose=0,
-    )
-    config = {"epochs": 2, "batch_size": 16, "data": str(store.path)}
-    (w0, h0), (w1, h1) = run_workers(tmp_path / "run", **config)
+    (w0, h0), (w1, h1) = runs["store"]
     for a, b in zip(w0, w1, strict=True):
         np.testing.assert_array_equal(a, b)
     order = np.arange(64).reshape(2, 4, 8).transpose(1, 0, 2).ravel()
     expected = single_process(
-        **{**config, "data": "numpy", "cache": True}, order=order.tolist()
+        **{**RUNS["store"], "data": "numpy", "cache": True},
+        order=order.tolist(),
     )
     assert_same_run((w0, h0), expected, 1e-5)
 
 
-def test_mutual_learning_on_two_workers(tmp_path):
-    config = {**CONFIG, "epochs": 2, "mutual": True}
-    (w0, h0), (w1, h1) = run_workers(tmp_path, **config)
+def test_mutual_learning_on_two_workers(runs):
+    (w0, h0), (w1, h1) = runs["mutual"]
     for a, b in zip(w0, w1, strict=True):
         np.testing.assert_array_equal(a, b)
     assert h0 == h1
-    assert_same_run((w0, h0), single_process(**config), 1e-5)
+    assert_same_run((w0, h0), single_process(**RUNS["mutual"]), 1e-5)
 
 
-def test_killed_worker_resumes_from_backup(tmp_path, uninterrupted):
+def test_killed_worker_resumes_from_backup(tmp_path, runs):
     backup = tmp_path / "backup"
     config = {**CONFIG, "backup": str(backup)}
     # The chief SIGKILLs itself after batch 1 of epoch 2 (0-based).
@@ -215,7 +241,7 @@ def test_killed_worker_resumes_from_backup(tmp_path, uninterrupted):
     assert index["epoch"] == 2
     resumed = run_workers(tmp_path / "resumed", **config)
     for (weights, history), (expected, expected_history) in zip(
-        resumed, [uninterrupted[0]] * WORKERS, strict=True
+        resumed, [runs["uninterrupted"][0]] * WORKERS, strict=True
     ):
         for w, e in zip(weights, expected, strict=True):
             np.testing.assert_array_equal(w, e)

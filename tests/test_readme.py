@@ -9,6 +9,7 @@ import sys
 import tokenize
 from pathlib import Path
 
+import keras
 import pytest
 
 ROOT = Path(__file__).parents[1]
@@ -70,17 +71,6 @@ def test_english_and_chinese_quick_starts_are_one_program():
     assert len(programs()) == 1
 
 
-def with_one_epoch(code):
-    """`code` with every `epochs=N` argument set to 1."""
-    return re.sub(r"\bepochs=\d+", "epochs=1", code)
-
-
-def test_with_one_epoch():
-    assert with_one_epoch("fit(x, epochs=30, batch_size=64)") == (
-        "fit(x, epochs=1, batch_size=64)"
-    )
-
-
 @pytest.mark.parametrize("code", programs(), ids=lambda c: f"{len(c)}chars")
 def test_quick_start_runs(code, tmp_path):
     env = dict(
@@ -90,20 +80,21 @@ def test_quick_start_runs(code, tmp_path):
         ),
         TF_CPP_MIN_LOG_LEVEL="2",
     )
-
-    def run(program):
-        result = subprocess.run(
-            [sys.executable, "-c", program],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
-
-    *_, scratch_line, logs_line = run(code).strip().splitlines()
+    # The program saves over its own output when run again: here over the
+    # student.h5 of another model.
+    saved = tmp_path / "student.h5"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(saved)
+    before = saved.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    *_, scratch_line, logs_line = result.stdout.strip().splitlines()
     logs = ast.literal_eval(logs_line)
     assert {
         "loss",
@@ -115,12 +106,8 @@ def test_quick_start_runs(code, tmp_path):
     # Digits: a distilled 1x128 MLP reaches about 0.97; chance is 0.1.
     assert logs["accuracy"] > 0.9
     assert scratch_line.startswith("scratch twin: 0.")
-    saved = tmp_path / "student.h5"
-    first = saved.read_bytes()
-    # Run again, saving over the first run's student.h5 (one epoch each is
-    # enough to train a different student).
-    run(with_one_epoch(code))
-    assert saved.read_bytes() != first
+    assert saved.read_bytes() != before
+    assert keras.models.load_model(saved, compile=False).count_params() > 1000
 
 
 def _strip_code(text):
