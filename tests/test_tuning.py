@@ -51,19 +51,26 @@ def search(tmp_path, teacher, **kwargs):
     return tuning.tune(teacher, student_fn, x, y, **{**options, **kwargs})
 
 
-def test_the_teacher_runs_once_for_the_whole_search(trained_teacher, tmp_path):
+@pytest.fixture(scope="module")
+def default_search(trained_teacher, tmp_path_factory):
+    """`(result, counter)`: a search of the default space with a teacher
+    that counts the samples it sees."""
     teacher, counter = counting_teacher(trained_teacher)
-    result = search(tmp_path, teacher, max_trials=4)
-    assert len(result.trials) == 4
+    return search(tmp_path_factory.mktemp("default"), teacher), counter
+
+
+def test_the_teacher_runs_once_for_the_whole_search(default_search):
+    result, counter = default_search
+    assert len(result.trials) == 3
     # One pass over the 90 training and the 30 validation inputs, not one
     # per epoch of every trial.
     assert int(counter.samples.numpy()) == 120
     assert result.teacher_passes == 2
 
 
-def test_the_result(trained_teacher, tmp_path):
+def test_the_result(default_search):
     x, y = make_data(samples=120)
-    result = search(tmp_path, trained_teacher)
+    result, _ = default_search
     assert isinstance(result.student, keras.Model)
     assert not isinstance(result.student, kd_keras.Distiller)
     assert set(result.hyperparameters) == {
@@ -104,25 +111,30 @@ def test_hyperband_trains_partial_trials(trained_teacher, tmp_path):
     assert int(counter.samples.numpy()) == 120
 
 
-def test_a_method_and_its_parameters_are_searched(trained_teacher, tmp_path):
-    result = search(
-        tmp_path,
+@pytest.fixture(scope="module")
+def wider_search(trained_teacher, tmp_path_factory):
+    """A search of two methods, a parameter of one, and the epochs."""
+    return search(
+        tmp_path_factory.mktemp("wider"),
         trained_teacher,
         max_trials=4,
         methods=("kd", "dkd"),
         method_parameters={"dkd": {"beta": [1.0, 8.0]}},
+        epoch_choices=[1, 3],
     )
-    for trial in result.trials:
+
+
+def test_a_method_and_its_parameters_are_searched(wider_search):
+    for trial in wider_search.trials:
         assert trial["method"] in ("kd", "dkd")
         assert ("dkd_beta" in trial) == (trial["method"] == "dkd")
 
 
-def test_the_number_of_epochs_is_searched(trained_teacher, tmp_path):
-    result = search(tmp_path, trained_teacher, epoch_choices=[1, 3])
-    space = result.tuner.oracle.hyperparameters.get_config()["space"]
+def test_the_number_of_epochs_is_searched(wider_search):
+    space = wider_search.tuner.oracle.hyperparameters.get_config()["space"]
     (epochs,) = [h for h in space if h["config"]["name"] == "epochs"]
     assert epochs["config"]["values"] == [1, 3]
-    for trial in result.trials:
+    for trial in wider_search.trials:
         assert trial["epochs"] in (1, 3)
         assert trial["best_epoch"] <= trial["epochs"]
 
