@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb"))
-SMALL_BUDGET = {"EPOCHS": 2, "TEACHER_EPOCHS": 2, "TRIALS": 2}
+SMALL_BUDGET = {"EPOCHS": 2, "TEACHER_EPOCHS": 2, "TRIALS": 2, "SEEDS": 2}
 
 
 def parameters_cell(notebook):
