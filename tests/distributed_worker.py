@@ -11,11 +11,11 @@ Config keys: `ports` (one per worker, or none for a single process),
 `index`, `out`, `epochs`, `batch_size`, `cache` (`Distiller`'s), `data`
 (`"numpy"`, `"dataset"`, or the path of a `TeacherStore` of `make_data`),
 `validation` (validate on half the data), `order` (indices reordering the
-samples), `jit`, `steps_per_execution`, `deterministic` (op determinism),
-`mutual` (train teacher and student as a `MutualLearning` cohort), `backup`
-(a `BackupAndRestore` directory, Keras' one with `keras_backup`) and
-`kill_at` (`[index, epoch, batch]`: worker `index` SIGKILLs itself after
-that batch).
+samples), `jit`, `steps_per_execution`, `deterministic` (op determinism,
+for every run once one asks), `mutual` (train teacher and student as a
+`MutualLearning` cohort), `backup` (a `BackupAndRestore` directory, Keras'
+one with `keras_backup`) and `kill_at` (`[index, epoch, batch]`: worker
+`index` SIGKILLs itself after that batch).
 """
 
 import json
