@@ -51,6 +51,7 @@ from kd_keras import (  # noqa: E402
     methods,
     models,
     mutual,
+    saving,
     teachers,
 )
 from kd_keras.app import demo, evaluation  # noqa: E402
@@ -278,9 +279,8 @@ class Progress:
             "mlp_accuracy": self.mlp_accuracy,
             "seconds": self.elapsed(),
         }
-        partial = self.path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(saved, indent=1))
-        os.replace(partial, self.path)
+        with saving.atomic_path(self.path, overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps(saved, indent=1))
 
 
 def run(args, progress):
