@@ -24,6 +24,7 @@ cores).
 """
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -114,7 +115,9 @@ def timed_fit(model, x, y, timings):
     return phases.split(time.perf_counter() - start, timings)
 
 
-def whole_fit(x, y):
+def compiled_distiller(x):
+    """The MLP pair's Distiller (timing its checks and caching pass),
+    compiled, from seed 0."""
     keras.utils.set_random_seed(0)
     teacher, student = mlp_pair(x.shape[1:], 10)
     distiller = TimedDistiller(
@@ -122,14 +125,25 @@ def whole_fit(x, y):
     )
     distiller.timings = {"checks": 0.0, "caching": 0.0}
     distiller.compile("adam")
+    return distiller
+
+
+def compiled_student(x):
+    """The MLP pair's student alone, compiled, from seed 0 (the
+    Distiller's initial student)."""
+    keras.utils.set_random_seed(0)
+    _, student = mlp_pair(x.shape[1:], 10)
+    student.compile("adam", crossentropy())
+    return student
+
+
+def whole_fit(x, y):
+    distiller = compiled_distiller(x)
     return timed_fit(distiller, x, y, distiller.timings)
 
 
 def student_fit(x, y):
-    keras.utils.set_random_seed(0)
-    _, student = mlp_pair(x.shape[1:], 10)
-    student.compile("adam", crossentropy())
-    return timed_fit(student, x, y, {})
+    return timed_fit(compiled_student(x), x, y, {})
 
 
 def teacher_pass(x):
@@ -171,15 +185,10 @@ def step_operations(model, x, y):
 
 def operations(x, y):
     """`(distilling, student alone)`: operations per training step."""
-    keras.utils.set_random_seed(0)
-    teacher, student = mlp_pair(x.shape[1:], 10)
-    distiller = kd_keras.Distiller(
-        teacher, student, alpha=ALPHA, temperature=TEMPERATURE
+    return (
+        step_operations(compiled_distiller(x), x, y),
+        step_operations(compiled_student(x), x, y),
     )
-    distiller.compile("adam")
-    _, alone = mlp_pair(x.shape[1:], 10)
-    alone.compile("adam", crossentropy())
-    return step_operations(distiller, x, y), step_operations(alone, x, y)
 
 
 def measure(rounds):
@@ -266,12 +275,10 @@ def section(source, samples, results, operations):
         f"| whole | {median['whole']:.2f} | {median['parts']:.2f} |",
     ]
     distilling, alone = operations
-    steps = EPOCHS - 1  # the later epochs
+    later_steps = (EPOCHS - 1) * math.ceil(samples / BATCH_SIZE)
     per_step = (
-        (median["later epochs"] - median["student later epochs"])
-        / steps
-        / -(-samples // BATCH_SIZE)
-    )
+        median["later epochs"] - median["student later epochs"]
+    ) / later_steps
     lines += [
         "",
         "Operations per training step (graph bookkeeping aside): "
