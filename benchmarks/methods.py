@@ -24,7 +24,7 @@ output as soon as it is done: a run stopped part-way, started again with
 the same arguments, resumes at the next method (delete the file to start
 over).
 
-Run: `.venv/bin/python benchmarks/methods.py` (about 2 hours on 2 cores).
+Run: `.venv/bin/python benchmarks/methods.py` (about 4 hours on 2 cores).
 """
 
 import argparse
@@ -434,7 +434,7 @@ def write(run_result, args, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=128)
