@@ -13,8 +13,8 @@ Fashion-MNIST's 60,000 training images, batch size 128, each round times
 
 The ratio is `whole ÷ (student + teacher_pass)`: what distilling costs
 beyond its two necessary parts. It is taken twice: in wall-clock seconds,
-and in the CPU seconds of the process (all its threads), which time spent
-waiting for a core another program holds does not inflate. The phases
+and in the CPU seconds of the process (all its threads), which waiting for
+a core that another program holds does not inflate. The phases
 of `whole` (the data checks, the caching pass, the first epoch, the later
 epochs, and what is left: Keras' set-up of `fit`) say where the rest
 goes, and the operations in each traced training step say what the
