@@ -63,8 +63,7 @@ def __getattr__(name):
     """Imports a submodule alone, or every public name at the first
     access to a class or function."""
     if name in _EXTRAS:
-        tuning = importlib.import_module(f"{__name__}.tuning")
-        return tuning if name == "tuning" else tuning.tune
+        return _extra(name)
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name not in _DEFINED_IN:
@@ -78,6 +77,27 @@ def __getattr__(name):
         else:
             importlib.import_module(f"{__name__}.{public}")
     return globals()[name]
+
+
+def _extra(name):
+    """`tune` or `tuning`. Without KerasTuner, `tuning` is no attribute
+    and `tune` a function raising the `ImportError` that says what to
+    install: `help()` and `dir()`-walking tools then read both."""
+    try:
+        tuning = importlib.import_module(f"{__name__}.tuning")
+    except ImportError as error:
+        if error.name != "keras_tuner":
+            raise
+        if name == "tuning":
+            raise AttributeError(str(error), name=name) from error
+        message = str(error)
+
+        def tune(*args, **kwargs):
+            """Needs KerasTuner: `pip install kd_keras[tune]`."""
+            raise ImportError(message, name="keras_tuner")
+
+        return tune
+    return tuning if name == "tuning" else tuning.tune
 
 
 def __dir__():

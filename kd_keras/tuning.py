@@ -36,7 +36,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the installation
     raise ImportError(
         "kd_keras.tune needs KerasTuner: pip install kd_keras[tune] (or "
-        "keras-tuner)."
+        "keras-tuner).",
+        name="keras_tuner",
     ) from None
 
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0)

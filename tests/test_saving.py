@@ -157,33 +157,3 @@ def test_saved_files_get_the_usual_mode(distiller, tmp_path):
     os.umask(umask)
     path = distiller.save_student(tmp_path / "student.h5")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-@pytest.mark.parametrize(
-    "code, loaded",
-    [
-        ("import kd_keras", False),
-        ("import keras, kd_keras", True),
-        ("import kd_keras, keras; kd_keras.Distiller", True),
-    ],
-)
-def test_the_package_loads_tensorflow_only_when_needed(code, loaded):
-    """`import kd_keras` alone loads no TensorFlow; once Keras is loaded,
-    Keras finds kd_keras' serializable classes (for `load_model`)."""
-    probe = (
-        "import sys, keras; print('tensorflow' in sys.modules, keras.saving."
-        "get_registered_object('kd_keras>Distiller') is not None)"
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"{code}\nimport sys\nprint('tensorflow' in sys.modules)\n" + probe,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    before, after = result.stdout.split("\n")[-3:-1]
-    assert before == str(loaded)
-    assert after == f"True {loaded}"

@@ -1,7 +1,5 @@
 """`kd_keras.tune`: KerasTuner searches with the teacher paid once."""
 
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -231,22 +229,3 @@ def test_bad_input(trained_teacher, tmp_path, kwargs, error, message):
 def test_student_fn_must_be_callable(trained_teacher):
     with pytest.raises(TypeError, match="student_fn must be a function"):
         tuning.DistillationHyperModel(trained_teacher, make_mlp(4, "s"))
-
-
-def test_the_rest_of_kd_keras_works_without_keras_tuner():
-    code = """
-import sys
-sys.modules["keras_tuner"] = None  # as if it were not installed
-import keras, kd_keras
-from kd_keras import *
-kd_keras.Distiller
-try:
-    kd_keras.tune
-except ImportError as error:
-    print(error)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert "pip install kd_keras[tune]" in result.stdout
