@@ -30,6 +30,7 @@ import tensorflow as tf
 from kd_keras import cache as teacher_cache
 from kd_keras import finite
 from kd_keras.hyperparameters import check_integer
+from kd_keras.validation import check_lengths
 from kd_keras.views import ModelView, output_shape
 
 MANIFEST = "manifest.json"
@@ -122,6 +123,7 @@ def _batches(data, batch_size):
             f"tf.data.Dataset. Received: data of type {type(x).__name__}"
         )
     x, y = _as_numpy(x, y)
+    check_lengths(("x", "y"), (x, y))
     samples = _count(x)
     batches = (
         _map(lambda a, s=s: a[s : s + batch_size], x, y)

@@ -256,6 +256,7 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
         x, y, sample_weight = keras.tree.map_structure(
             validation.as_numpy, data
         )
+        validation.check_lengths(names, (x, y, sample_weight))
         validation.check_not_empty(names[0], x)
         validation.check_x(self.data_model, x)
         validation.check_y(names[1], y, output_shape(self.data_model))

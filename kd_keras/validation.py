@@ -164,10 +164,37 @@ def as_numpy(value):
 
 
 def _leaves(value):
+    """The arrays of `value`, or `None` unless it is arrays (or `None`)."""
     leaves = keras.tree.flatten(value)
     if not all(isinstance(leaf, np.ndarray) for leaf in leaves):
         return None
     return leaves
+
+
+def check_lengths(names, data):
+    """Raises a `ValueError` unless the arrays of `data` hold as many
+    samples each, in Keras' words ("Data cardinality is ambiguous").
+
+    Args:
+        names: The names of the parts of `data`, e.g. `("x", "y",
+            "sample_weight")`.
+        data: The parts: arrays, tensors or structures of them, or `None`;
+            anything else (a dataset) is not counted.
+    """
+    counted = [
+        (name, [len(leaf) for leaf in leaves])
+        for name, leaves in zip(names, map(_leaves, data), strict=True)
+        if leaves
+    ]
+    if len({size for _, sizes in counted for size in sizes}) > 1:
+        raise ValueError(
+            "Data cardinality is ambiguous. Make sure all arrays contain the "
+            "same number of samples."
+            + "".join(
+                f"'{name}' sizes: {', '.join(map(str, sizes))}\n"
+                for name, sizes in counted
+            )
+        )
 
 
 def check_not_empty(name, value):
