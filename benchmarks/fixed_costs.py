@@ -51,7 +51,7 @@ from speed import (  # noqa: E402
 from store import write_section  # noqa: E402
 
 import kd_keras  # noqa: E402
-from kd_keras import cache  # noqa: E402
+from kd_keras.teacher_outputs import cache  # noqa: E402
 
 TITLE = "Fixed costs of a short fit (MLP pair)"
 EPOCHS = 4

@@ -54,7 +54,7 @@ from speed import (  # noqa: E402
 )
 
 import kd_keras  # noqa: E402
-from kd_keras import cache  # noqa: E402
+from kd_keras.teacher_outputs import cache  # noqa: E402
 
 TITLE = "Teacher-output store (MLP pair)"
 BUILD_BATCH, TOP_K = 256, 5

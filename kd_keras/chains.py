@@ -13,7 +13,7 @@ import keras
 
 from kd_keras.distiller import Distiller
 from kd_keras.hyperparameters import check_integer
-from kd_keras.store import TeacherStore
+from kd_keras.teacher_outputs import TeacherStore
 from kd_keras.validation import check_model, check_model_list, check_models
 
 

@@ -1,14 +1,12 @@
 """The `Distiller`: a `keras.Model` that trains a student from a teacher."""
 
 import collections
-import functools
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from kd_keras import cache as teacher_cache
 from kd_keras import finite
 from kd_keras import losses as kd_losses
 from kd_keras.hyperparameters import (
@@ -21,7 +19,8 @@ from kd_keras.hyperparameters import (
 from kd_keras.labels import fill_unlabelled
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.saving import save_model
-from kd_keras.store import TeacherStore
+from kd_keras.teacher_outputs import TeacherCache, TeacherSource, TeacherStore
+from kd_keras.teacher_outputs import cache as teacher_cache
 from kd_keras.trainer import Batch, Trainer
 from kd_keras.validation import check_models
 from kd_keras.views import (
@@ -33,11 +32,7 @@ from kd_keras.views import (
 
 # Told apart from a temperature of 4 passed beside a loss with its own.
 _DEFAULT_TEMPERATURE = Default(4.0)
-# Under cache="auto", features larger than this (float32) run online.
-_AUTO_CACHE_BYTES = 2**30
 
-Teacher = collections.namedtuple("Teacher", ["logits", "features"])
-Teacher.__doc__ = "The teacher's float32 logits and named layers' outputs."
 Losses = collections.namedtuple(
     "Losses", ["total", "student", "distillation", "terms"]
 )
@@ -69,22 +64,6 @@ def _as_list(distillation_loss, weights):
     return losses, [
         check_non_negative("distillation_loss_weights", w) for w in weights
     ]
-
-
-class _Views:
-    """The teacher's and student's `ModelView`s.
-
-    A plain holder, so Keras does not track the views: their layers are the
-    teacher's and student's, tracked (and saved) once through them.
-    """
-
-    def __init__(self, teacher, student):
-        self.teacher = teacher
-        self.student = student
-
-
-def _unique(names):
-    return list(dict.fromkeys(name for name in names if name is not None))
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -196,11 +175,6 @@ class Distiller(Trainer):
         self.student = student
         self.teacher.trainable = False
         self.alpha = alpha
-        self.cache = (
-            cache
-            if isinstance(cache, TeacherStore)
-            else teacher_cache.check_cache(cache)
-        )
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(
                 temperature=check_temperature(temperature)
@@ -210,6 +184,7 @@ class Distiller(Trainer):
             distillation_loss_weights,
             temperature,
             output_shape,
+            cache,
         )
         self._is_classifier = output_shape is None or output_shape[-1] > 1
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
@@ -218,11 +193,6 @@ class Distiller(Trainer):
         )
         if self._is_classifier:
             self.teacher_agreement = TeacherAgreement()
-        self.teacher_cache_nbytes = None
-        self._cached_classes = None
-        self._teacher_function = None
-        if isinstance(self.cache, TeacherStore):
-            self._check_store(self.cache)
         # Built models need no build step; saving and `compile_from_config`
         # then see the distiller as built.
         self.built = teacher.built and student.built
@@ -247,16 +217,44 @@ class Distiller(Trainer):
         return self._distillation_losses
 
     def _set_distillation_losses(
-        self, distillation_loss, weights, temperature, output_shape
+        self, distillation_loss, weights, temperature, output_shape, cache
     ):
-        """Checks and sets the losses, their weights, views and trackers."""
+        """Checks and sets the losses, their weights, the student's view,
+        the adapters, the trackers and where the teacher's outputs come
+        from (`cache`)."""
         losses, weights = _as_list(distillation_loss, weights)
         for loss in losses:
             self._check_distillation_loss(loss, temperature, output_shape)
         self.distillation_loss = distillation_loss
         self.distillation_loss_weights = weights
-        self._build_views()
+        self._student_layers = list(
+            dict.fromkeys(
+                loss.student_layer
+                for loss in losses
+                if loss.student_layer is not None
+            )
+        )
+        self._student_view = ModelView(
+            self.student, self._student_layers, "student"
+        )
+        self.adapters = [self._make_adapter(loss) for loss in losses]
         self._term_trackers = self._make_term_trackers()
+        self.cache = cache
+
+    @property
+    def cache(self):
+        """Where the teacher's outputs come from: `"auto"`, `None` (online),
+        a `TeacherCache` or a `TeacherStore` (see the class docstring)."""
+        return self._source.cache
+
+    @cache.setter
+    def cache(self, cache):
+        self._source = TeacherSource(
+            self.teacher,
+            cache,
+            self._distillation_losses,
+            type(self).__name__ if self.changes_batches else None,
+        )
 
     def _check_distillation_loss(self, loss, temperature, output_shape):
         if not isinstance(loss, kd_losses.DistillationLoss):
@@ -296,30 +294,20 @@ class Distiller(Trainer):
                 "logits, or use kd_keras.losses.LogitMSE()."
             )
 
-    def _build_views(self):
-        """The models' views (logits, named layers), and feature adapters."""
-        losses = self._distillation_losses
-        self._teacher_layers = _unique(loss.teacher_layer for loss in losses)
-        self._student_layers = _unique(loss.student_layer for loss in losses)
-        self._views = _Views(
-            ModelView(self.teacher, self._teacher_layers, "teacher"),
-            ModelView(self.student, self._student_layers, "student"),
+    def _make_adapter(self, loss):
+        """The built adapter of a feature loss, or `None`."""
+        if not (loss.teacher_layer or loss.student_layer):
+            return None
+        student_shape = feature_shape(
+            self.student, loss.student_layer, "student"
         )
-        adapters = []
-        for loss in losses:
-            adapter = None
-            if loss.teacher_layer or loss.student_layer:
-                student_shape = feature_shape(
-                    self.student, loss.student_layer, "student"
-                )
-                adapter = loss.make_adapter(
-                    feature_shape(self.teacher, loss.teacher_layer, "teacher"),
-                    student_shape,
-                )
-            if adapter is not None and not adapter.built:
-                adapter.build((None, *student_shape))
-            adapters.append(adapter)
-        self.adapters = adapters
+        adapter = loss.make_adapter(
+            feature_shape(self.teacher, loss.teacher_layer, "teacher"),
+            student_shape,
+        )
+        if adapter is not None and not adapter.built:
+            adapter.build((None, *student_shape))
+        return adapter
 
     def _make_term_trackers(self):
         if len(self._distillation_losses) < 2:
@@ -425,7 +413,11 @@ class Distiller(Trainer):
                 temperature=temperature or self.temperature or 1.0,
             )
         self._set_distillation_losses(
-            loss, None, _DEFAULT_TEMPERATURE, output_shape(self.student)
+            loss,
+            None,
+            _DEFAULT_TEMPERATURE,
+            output_shape(self.student),
+            self.cache,
         )
 
     def teacher_outputs(self, x):
@@ -435,18 +427,7 @@ class Distiller(Trainer):
         applied to); the features are the outputs of the layers the losses
         name.
         """
-        outputs = self._views.teacher(x, training=False)
-        return [outputs.logits, *outputs.features]
-
-    def _teacher_for(self, x, stored):
-        """The teacher's `Teacher` outputs: decoded from the cache, or run."""
-        if stored is None:
-            logits, *features = self.teacher_outputs(x)
-        else:
-            logits, *features = teacher_cache.decode(
-                stored, self._cached_classes
-            )
-        return Teacher(logits, features)
+        return self._source.run(x)
 
     def _step_losses(self, y, student, teacher, sample_weight, training):
         """The `Losses` of one batch; `student` is its `views.Outputs`."""
@@ -459,7 +440,7 @@ class Distiller(Trainer):
         )
         teacher_views = dict(
             zip(
-                [None, *self._teacher_layers],
+                [None, *self.teacher_layers],
                 [teacher.logits, *teacher.features],
                 strict=True,
             )
@@ -492,7 +473,7 @@ class Distiller(Trainer):
             total = distillation
         else:
             hard = self.hard_label_loss(
-                y, student.output, self._views.student.activation, sample_weight
+                y, student.output, self._student_view.activation, sample_weight
             )
             alpha = self.alpha_variable
             total = alpha * hard + (1.0 - alpha) * distillation
@@ -551,9 +532,9 @@ class Distiller(Trainer):
         y = finite.zero_non_finite(batch.y)
         if stored is None and self.changes_batches:
             x, y = self.prepare_batch(x, y)
-        teacher = self._teacher_for(x, stored)
+        teacher = self._source.outputs(x, stored)
         with tf.GradientTape() as tape:
-            student = self._views.student(x, training=True)
+            student = self._student_view(x, training=True)
             losses = self._step_losses(
                 y, student, teacher, batch.sample_weight, training=True
             )
@@ -573,82 +554,22 @@ class Distiller(Trainer):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, stored = teacher_cache.unpack(x)
-        teacher = self._teacher_for(x, stored)
-        student = self._views.student(x, training=False)
+        teacher = self._source.outputs(x, stored)
+        student = self._student_view(x, training=False)
         losses = self._step_losses(y, student, teacher, sample_weight, False)
         return self._report(x, y, student, teacher, sample_weight, losses)
-
-    def _cache_storage(self, x):
-        """The `TeacherCache` to use for `x`, or `None` to run online.
-
-        With a `TeacherStore` as `cache`, data other than the store's own
-        is cached as with `"auto"`."""
-        storage = self.cache
-        if isinstance(storage, TeacherStore):
-            storage = "auto"
-        if storage is None:
-            return None
-        if self.changes_batches:
-            if storage == "auto":
-                return None
-            self._refuse_changed_batches(
-                "the teacher's outputs cannot be cached. Pass cache='auto' "
-                "or False."
-            )
-        in_memory = teacher_cache.is_in_memory(x)
-        if storage == "auto":
-            if not in_memory or self._feature_bytes(x) > _AUTO_CACHE_BYTES:
-                return None
-            return teacher_cache.TeacherCache()
-        if storage.top_k:
-            self._check_top_k_readable()
-        if not in_memory and not isinstance(x, tf.data.Dataset):
-            raise ValueError(
-                "Teacher outputs can be cached for numpy arrays, tensors "
-                "and finite tf.data.Dataset inputs. Received: "
-                f"{type(x).__name__}. Pass cache='auto' or False."
-            )
-        return storage
-
-    def _refuse_changed_batches(self, consequence):
-        """Raises, saying `consequence`, if `prepare_batch` changes each
-        batch: the teacher must then see the changed batch."""
-        if self.changes_batches:
-            raise ValueError(
-                f"{type(self).__name__} changes each batch before the "
-                f"teacher sees it (prepare_batch): {consequence}"
-            )
-
-    def _check_top_k_readable(self):
-        """Raises if a loss compares the logits themselves, which top-k
-        storage replaces but for the largest."""
-        reads_logits = [
-            type(loss).__name__
-            for loss in self._distillation_losses
-            if loss.teacher_layer is None and not loss.softmax_based
-        ]
-        if reads_logits:
-            raise ValueError(
-                "TeacherCache(top_k=...) keeps the top logits and replaces "
-                "the others by one value, which only softmax-based losses "
-                f"can use; {', '.join(reads_logits)} compare the logits "
-                "themselves. Pass TeacherCache(top_k=None)."
-            )
-
-    def _feature_bytes(self, x):
-        """Bytes the cached features of `x` would take in float32."""
-        samples = len(keras.tree.flatten(x)[0])
-        sizes = [
-            np.prod(feature_shape(self.teacher, name), dtype=np.int64)
-            for name in self._teacher_layers
-        ]
-        return 4 * samples * int(sum(sizes))
 
     @property
     def teacher_layers(self):
         """Names of the teacher layers whose outputs the losses read,
         besides its logits, in the order they are cached."""
-        return tuple(self._teacher_layers)
+        return self._source.teacher_layers
+
+    @property
+    def teacher_cache_nbytes(self):
+        """Bytes of the teacher's outputs the last `fit` cached in memory,
+        or `None` when it cached none."""
+        return self._source.nbytes
 
     def check_data(self, names, data):
         """As `Trainer.check_data`; the inputs of `x` packed with the
@@ -657,25 +578,6 @@ class Distiller(Trainer):
         x, *rest = data
         if not isinstance(x, TeacherStore):
             super().check_data(names, (teacher_cache.unpack(x)[0], *rest))
-
-    def _check_store(self, store):
-        """Raises unless this Distiller can train from `store`: its
-        teacher, the teacher layers its losses read, top-k logits."""
-        self._refuse_changed_batches(
-            "it cannot train from teacher outputs stored ahead."
-        )
-        store.check_teacher(self.teacher)
-        store.check_teacher_layers(self._teacher_layers)
-        if store.top_k:
-            self._check_top_k_readable()
-        self._cached_classes = store.classes
-
-    def _read_store(self, store, batch_size, shuffle):
-        """The batches of `store`, with the features the losses read."""
-        self._check_store(store)
-        return store.dataset(
-            batch_size, shuffle=shuffle, teacher_layers=self._teacher_layers
-        )
 
     def with_teacher_outputs(self, x, batch_size=32, verbose=1):
         """`x` with the teacher's outputs on it, computed now, once.
@@ -707,142 +609,22 @@ class Distiller(Trainer):
             d.fit(packed, y_train, epochs=10)  # the teacher does not run
         ```
         """
-        if not teacher_cache.is_in_memory(x):
-            raise TypeError(
-                "with_teacher_outputs takes numpy arrays or tensors. "
-                f"Received: x of type {type(x).__name__}"
-            )
-        if teacher_cache.is_packed(x):
-            return self._with_teacher_outputs("x", x, batch_size, verbose)
-        self._refuse_changed_batches(
-            "its teacher outputs cannot be computed ahead."
-        )
-        storage = self._cache_storage(x)
-        if not isinstance(storage, teacher_cache.TeacherCache):
-            storage = teacher_cache.TeacherCache()
-        return self._with_teacher_outputs("x", x, batch_size, verbose, storage)
-
-    def _check_attached(self, name, x):
-        """Raises unless the outputs packed in `x` are the ones this
-        Distiller's losses read."""
-        self._refuse_changed_batches(
-            f"{name} cannot carry teacher outputs computed ahead."
-        )
-        _, stored = teacher_cache.unpack(x)
-        if "top_values" in stored:
-            self._check_top_k_readable()
-        features = sum(key.startswith("feature_") for key in stored)
-        if features != len(self._teacher_layers):
-            raise ValueError(
-                f"The teacher outputs of {name} were computed for losses "
-                f"reading {features} teacher layer(s) besides the logits; "
-                f"this Distiller's read {len(self._teacher_layers)} "
-                f"({', '.join(self._teacher_layers) or 'none'}). Compute "
-                "them with this Distiller's with_teacher_outputs."
-            )
-        if "logits" in stored:
-            self._cached_classes = stored["logits"].shape[-1]
-        else:
-            self._cached_classes = output_shape(self.teacher, "teacher")[-1]
+        return self._source.attach(x, batch_size, verbose)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates; see `keras.Model.evaluate`. `x` may carry the
         teacher's outputs (`with_teacher_outputs`) or be a `TeacherStore`."""
-        if teacher_cache.is_packed(x):
-            self._check_attached("x", x)
-        if isinstance(x, TeacherStore):
-            x = self._read_store(x, kwargs.get("batch_size") or 32, False)
+        x = self._source.evaluate_data(x, kwargs.get("batch_size") or 32)
         return super().evaluate(x, y, *args, **kwargs)
-
-    def _with_teacher_outputs(self, name, x, batch_size, verbose, storage=None):
-        """`x` with the teacher's outputs attached when they are cached.
-
-        `name` names `x` in errors; `batch_size` is the training batch size;
-        arrays are cached in batches of `teacher_cache.caching_batch_size`.
-        Outputs already attached (`with_teacher_outputs`) are kept.
-        """
-        if teacher_cache.is_packed(x):
-            self._check_attached(name, x)
-            return x
-        storage = storage or self._cache_storage(x)
-        if storage is None:
-            return x
-        if self._teacher_function is None:
-            # A partial, not the method: TensorFlow keys its retracing
-            # warning by the function's code, shared by every Distiller, so
-            # a sweep of Distillers, each tracing its own function once,
-            # would be reported as retracing.
-            self._teacher_function = tf.function(
-                functools.partial(self.teacher_outputs),
-                reduce_retracing=True,
-            )
-        if isinstance(x, tf.data.Dataset):
-            x, stored, self._cached_classes = teacher_cache.keyed_dataset(
-                name, x, self._teacher_function, storage, verbose
-            )
-        else:
-            x, stored, self._cached_classes = teacher_cache.cache_arrays(
-                x,
-                self._teacher_function,
-                storage,
-                teacher_cache.caching_batch_size(self.teacher, batch_size),
-                verbose,
-            )
-        finite.check_teacher_outputs(stored, storage.dtype)
-        nbytes = teacher_cache.nbytes(stored)
-        self.teacher_cache_nbytes = (self.teacher_cache_nbytes or 0) + nbytes
-        if verbose:
-            print(
-                "kd_keras: teacher outputs cached in "
-                f"{nbytes / 2**20:.1f} MiB "
-                f"({storage.dtype}"
-                + (f", top {storage.top_k} logits" if storage.top_k else "")
-                + ")"
-            )
-        return x
 
     def prepare_fit_data(
         self, x, y, validation_data, batch_size, shuffle, verbose
     ):
-        """Reads `x` from a `TeacherStore`: one given as `x` (or as
-        `validation_data`), or `cache` when `(x, y)` are the data it was
-        built from (checked). Otherwise attaches the teacher's outputs to
-        `x` and `validation_data` when `cache` allows it; their memory is
-        printed (when `verbose`) and their total kept in
-        `teacher_cache_nbytes`."""
-        self.teacher_cache_nbytes = None
-        if isinstance(self.cache, TeacherStore) and x is not None:
-            if not isinstance(x, TeacherStore):
-                self.cache.check_data(x if y is None else (x, y))
-                x, y = self.cache, None
-        if isinstance(x, TeacherStore):
-            if y is not None:
-                raise ValueError(
-                    "y must be None when x is a TeacherStore, which holds "
-                    f"the labels. Received: y of type {type(y).__name__}"
-                )
-            x = self._read_store(x, batch_size, bool(shuffle))
-        elif x is not None:
-            x = self._with_teacher_outputs("x", x, batch_size, verbose)
-        if isinstance(validation_data, TeacherStore):
-            validation_data = self._read_store(
-                validation_data, batch_size, False
-            )
-        elif isinstance(validation_data, (tuple, list)):
-            validation_data = (
-                self._with_teacher_outputs(
-                    "validation_data[0]",
-                    validation_data[0],
-                    batch_size,
-                    verbose,
-                ),
-                *validation_data[1:],
-            )
-        elif validation_data is not None:
-            validation_data = self._with_teacher_outputs(
-                "validation_data", validation_data, batch_size, verbose
-            )
-        return x, y, validation_data
+        """Where the teacher's outputs come from for this `fit`: see
+        `TeacherSource.fit_data`."""
+        return self._source.fit_data(
+            x, y, validation_data, batch_size, shuffle, verbose
+        )
 
     def save_student(self, path, overwrite=False):
         """Saves the student alone, as a plain Keras model.
@@ -864,7 +646,7 @@ class Distiller(Trainer):
     def get_config(self):
         # A store is data, like `x`: it is not saved with the Distiller.
         cache = "auto" if isinstance(self.cache, TeacherStore) else self.cache
-        if isinstance(cache, teacher_cache.TeacherCache):
+        if isinstance(cache, TeacherCache):
             cache = keras.saving.serialize_keras_object(cache)
         return {
             **super().get_config(),

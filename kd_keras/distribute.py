@@ -27,9 +27,9 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from kd_keras import cache as teacher_cache
 from kd_keras import compat
-from kd_keras.store import TeacherStore
+from kd_keras.teacher_outputs import TeacherStore
+from kd_keras.teacher_outputs import cache as teacher_cache
 
 
 def is_multi_worker(strategy):

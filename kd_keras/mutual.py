@@ -13,13 +13,6 @@ from kd_keras.validation import check_students
 from kd_keras.views import ModelView
 
 
-class _Views:
-    """Each student's `ModelView`, in a plain holder Keras does not track."""
-
-    def __init__(self, students):
-        self.students = students
-
-
 def _copy_metric(metric):
     """A metric object per student: one object would mix their states."""
     if isinstance(metric, keras.metrics.Metric):
@@ -91,7 +84,7 @@ class MutualLearning(Trainer):
         check_students(students)
         self.students = list(students)
         # Keras tracks the students (and saves them) through `students`.
-        self._views = _Views([ModelView(s, [], "student") for s in students])
+        self._student_views = [ModelView(s, [], "student") for s in students]
         self.distillation_loss = kd_losses.KD(
             temperature=check_temperature(temperature)
         )
@@ -183,7 +176,7 @@ class MutualLearning(Trainer):
         peers = [ops.stop_gradient(o.logits) for o in outputs]
         losses = []
         for i, (student, view, own) in enumerate(
-            zip(self.students, self._views.students, outputs, strict=True)
+            zip(self.students, self._student_views, outputs, strict=True)
         ):
             mimicry = sum(
                 self.distillation_loss(
@@ -235,7 +228,7 @@ class MutualLearning(Trainer):
         )
 
     def _outputs(self, x, training):
-        return [view(x, training=training) for view in self._views.students]
+        return [view(x, training=training) for view in self._student_views]
 
     def _report(self, x, y, outputs, sample_weight, losses, total):
         self.report(

@@ -26,10 +26,9 @@ import keras
 import numpy as np
 
 from kd_keras import methods as kd_methods
-from kd_keras.cache import TeacherCache
 from kd_keras.distiller import Distiller
 from kd_keras.saving import atomic_path, save_weights
-from kd_keras.store import TeacherStore
+from kd_keras.teacher_outputs import TeacherCache, TeacherStore
 
 try:
     import keras_tuner

@@ -30,6 +30,13 @@ Outputs.__doc__ = """A model's outputs on a batch.
 """
 
 
+def layers_of(model):
+    """Every layer of `model`, nested models' layers included, in order."""
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from layers_of(layer)
+
+
 def single_output(model, role):
     """The one output tensor of a model with a graph, or `None`.
 

@@ -8,7 +8,7 @@ from conftest import CLASSES, CountingDistiller, make_data, make_mlp
 from test_losses import np_kd, np_softmax
 
 import kd_keras
-from kd_keras import cache
+from kd_keras.teacher_outputs import cache
 
 
 def trained(teacher, data, cache_mode, epochs=2, **fit_kwargs):
@@ -316,7 +316,7 @@ def test_a_dataset_of_unknown_length_is_refused(teacher, data):
 def test_auto_runs_online_when_features_are_too_large(
     teacher, student, data, monkeypatch
 ):
-    from kd_keras import distiller as distiller_module
+    from kd_keras.teacher_outputs import source as teacher_source
 
     x, y = data
     loss = kd_keras.losses.FitNet(
@@ -324,10 +324,10 @@ def test_auto_runs_online_when_features_are_too_large(
     )
     distiller = kd_keras.Distiller(teacher, student, distillation_loss=loss)
     distiller.compile("sgd")
-    monkeypatch.setattr(distiller_module, "_AUTO_CACHE_BYTES", 1000)
+    monkeypatch.setattr(teacher_source, "AUTO_CACHE_BYTES", 1000)
     distiller.fit(x, y, epochs=1, verbose=0)
     assert distiller.teacher_cache_nbytes is None
-    monkeypatch.setattr(distiller_module, "_AUTO_CACHE_BYTES", 2**30)
+    monkeypatch.setattr(teacher_source, "AUTO_CACHE_BYTES", 2**30)
     distiller.fit(x, y, epochs=1, verbose=0)
     # Logits and the teacher's 32 hidden features per sample.
     assert distiller.teacher_cache_nbytes == len(x) * (CLASSES + 32) * 4
@@ -482,4 +482,4 @@ def test_the_caching_pass_traces_the_teacher_once(teacher):
     distiller = kd_keras.Distiller(teacher, make_mlp(8, "student"))
     x, _ = make_data()
     distiller.with_teacher_outputs(x, batch_size=20, verbose=0)
-    assert distiller._teacher_function.experimental_get_tracing_count() == 1
+    assert distiller._source._function.experimental_get_tracing_count() == 1

@@ -9,8 +9,8 @@ import tensorflow as tf
 from conftest import CLASSES, FEATURES, make_data, make_mlp
 
 import kd_keras
-from kd_keras import cache as teacher_cache
-from kd_keras.store import MANIFEST, PROGRESS, TeacherStore
+from kd_keras.teacher_outputs import cache as teacher_cache
+from kd_keras.teacher_outputs.store import MANIFEST, PROGRESS, TeacherStore
 
 SAMPLES = 100
 

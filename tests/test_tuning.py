@@ -1,6 +1,5 @@
 """`kd_keras.tune`: KerasTuner searches with the teacher paid once."""
 
-
 import keras
 import numpy as np
 import pytest

@@ -676,7 +676,7 @@ def _distill(args):
     _check_method(args, parameters)
     cache = "auto"
     if args.teacher_store:
-        from kd_keras.store import TeacherStore
+        from kd_keras.teacher_outputs import TeacherStore
 
         cache = TeacherStore(args.teacher_store)
     data = datasets.load(args.dataset)
@@ -751,7 +751,7 @@ def _distill(args):
 def _store_build(args):
     from kd_keras import datasets
     from kd_keras.app import demo
-    from kd_keras.store import TeacherStore
+    from kd_keras.teacher_outputs import TeacherStore
 
     data = datasets.load(args.dataset)
     teacher = _teacher(args, *data[0])

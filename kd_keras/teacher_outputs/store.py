@@ -27,11 +27,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras import cache as teacher_cache
 from kd_keras import finite
 from kd_keras.hyperparameters import check_integer
+from kd_keras.teacher_outputs import cache as teacher_cache
 from kd_keras.validation import check_lengths
-from kd_keras.views import ModelView, output_shape
+from kd_keras.views import ModelView, layers_of, output_shape
 
 MANIFEST = "manifest.json"
 PROGRESS = "build.json"
@@ -48,7 +48,7 @@ def _model_fingerprint(model):
     configuration, names and trainability left out, so that a reloaded or
     rebuilt twin, or a frozen one, matches) and weights."""
     digest = hashlib.sha256()
-    for layer in teacher_cache.layers_of(model):
+    for layer in layers_of(model):
         try:
             config = layer.get_config()
         except NotImplementedError:

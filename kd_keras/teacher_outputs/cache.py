@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from kd_keras import finite
+from kd_keras.views import layers_of
 
 INPUTS = "kd_keras_inputs"
 TEACHER_OUTPUTS = "kd_keras_teacher_outputs"
@@ -194,13 +195,6 @@ def caching_batch_size(teacher, batch_size):
         if multiple * batch_size * largest <= _BATCH_ACTIVATION_BYTES:
             return multiple * batch_size
     return batch_size
-
-
-def layers_of(model):
-    """Every layer of `model`, nested models' layers included, in order."""
-    for layer in getattr(model, "layers", ()):
-        yield layer
-        yield from layers_of(layer)
 
 
 def _largest_activation_bytes(model):
