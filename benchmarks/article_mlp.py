@@ -3,13 +3,13 @@
 The source article's pair: a teacher MLP 3x256 and a student MLP 1x128,
 every label used. For each seed: the teacher, then the student from scratch
 and, for each (temperature, alpha) setting, by Hinton KD, from the same
-initial weights. The demo's protocol (`kd_keras.demo`): a validation split
-carved from the training data; every student stops when its validation
-accuracy has not improved for `--patience` epochs (at most `--epochs`) and
-keeps its best epoch, so each has converged. The setting is chosen by its
-mean validation accuracy over the seeds; the test set is scored once per
-seed for the teacher, the scratch student and the chosen setting. Writes
-`benchmarks/ARTICLE_MLP_<dataset>.md`.
+initial weights. The application's protocol (`kd_keras.app.protocol`): a
+validation split carved from the training data; every student stops when
+its validation accuracy has not improved for `--patience` epochs (at most
+`--epochs`) and keeps its best epoch, so each has converged. The setting
+is chosen by its mean validation accuracy over the seeds; the test set is
+scored once per seed for the teacher, the scratch student and the chosen
+setting. Writes `benchmarks/ARTICLE_MLP_<dataset>.md`.
 
 Run: `.venv/bin/python benchmarks/article_mlp.py --dataset fashion_mnist`
 (about 40 minutes on 2 cores).
@@ -29,7 +29,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kd_keras import datasets  # noqa: E402
-from kd_keras.app import demo, evaluation  # noqa: E402
+from kd_keras.app import evaluation, protocol  # noqa: E402
 
 
 def parse_settings(text):
@@ -55,9 +55,9 @@ def run(args):
     students = {}
     tests = {"teacher": [], "scratch": []}
     for seed in range(args.seeds):
-        data = demo.split(arrays, None, seed)
+        data = protocol.split(arrays, None, seed)
         train, validation, _ = data
-        teacher = demo.train_teacher(
+        teacher = protocol.train_teacher(
             (train, validation),
             "mlp",
             epochs=args.teacher_epochs,
@@ -65,13 +65,13 @@ def run(args):
             seed=seed,
         )
         tests["teacher"].append(evaluation.accuracy(teacher, *test))
-        initial = demo.new_student((train, None), "mlp", seed)
-        scratch, _ = demo.train_student(
+        initial = protocol.new_student((train, None), "mlp", seed)
+        scratch, _ = protocol.train_student(
             "student_scratch", initial, teacher, data, budget, seed
         )
         tests["scratch"].append(evaluation.accuracy(scratch, *test))
         for temperature, alpha in args.settings:
-            student, _ = demo.train_student(
+            student, _ = protocol.train_student(
                 "student_distilled",
                 initial,
                 teacher,

@@ -2,14 +2,14 @@
 
 The guide is docs/when_distillation_helps.md.
 
-Fashion-MNIST, with the demo's protocol (`kd_keras.demo`): a validation
-split carved from the training data, for early stopping (patience 5, at
-most 40 epochs, the best epoch kept) and for choosing settings; the test
-set scored once per trained student. The teachers are trained on every
-training sample and its label: `cnn_teacher` (8 epochs) and `mlp_teacher`
-(20 epochs). Students are MLPs (`mlp_student` is 1x128), so a run takes
-about a minute with the teacher's outputs cached. Hinton KD at the
-Distiller's defaults (T=4, alpha=0.1) unless said.
+Fashion-MNIST, with the application's protocol (`kd_keras.app.protocol`):
+a validation split carved from the training data, for early stopping
+(patience 5, at most 40 epochs, the best epoch kept) and for choosing
+settings; the test set scored once per trained student. The teachers are
+trained on every training sample and its label: `cnn_teacher` (8 epochs)
+and `mlp_teacher` (20 epochs). Students are MLPs (`mlp_student` is 1x128),
+so a run takes about a minute with the teacher's outputs cached. Hinton KD
+at the Distiller's defaults (T=4, alpha=0.1) unless said.
 
 Experiments (each seed draws the labelled samples and the initial
 weights):
@@ -50,7 +50,7 @@ import tensorflow as tf  # noqa: E402
 
 import kd_keras  # noqa: E402
 from kd_keras import datasets, models  # noqa: E402
-from kd_keras.app import demo, evaluation  # noqa: E402
+from kd_keras.app import evaluation, protocol  # noqa: E402
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "guide_results.json"
@@ -84,7 +84,7 @@ class Experiments:
                 teacher = keras.models.load_model(path)
             else:
                 train, validation, _ = self.split(None, 0)
-                teacher = demo.train_teacher(
+                teacher = protocol.train_teacher(
                     (train, validation),
                     name,
                     epochs=8 if name == "cnn" else 20,
@@ -102,7 +102,7 @@ class Experiments:
         labels = None if fraction in (None, 1.0) else fraction
         if labels is not None:
             labels = round(labels * len(self.arrays[0][1]))
-        return demo.split(self.arrays, labels, seed)
+        return protocol.split(self.arrays, labels, seed)
 
     def record(self, key, train):
         """`train()` -> `(student, history)`, run unless `key` is known."""
@@ -137,7 +137,7 @@ class Experiments:
                 "alpha": DEFAULT_ALPHA,
                 **settings,
             }
-            model, history = demo.train_student(
+            model, history = protocol.train_student(
                 role, initial, self.teacher(teacher), data, config, seed
             )
             return model, history, data[1]
@@ -214,7 +214,7 @@ class Experiments:
                     "temperature": DEFAULT_T,
                     "alpha": DEFAULT_ALPHA,
                 }
-                model, history = demo.train_student(
+                model, history = protocol.train_student(
                     "student_distilled", student(128, 0), ensemble, data, config
                 )
                 return model, history, data[1]

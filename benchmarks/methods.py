@@ -2,7 +2,7 @@
 
 The fixed teacher is `saved_models/fashion_mnist_cnn_teacher.h5`; the student
 is `kd_keras.models.cnn_student`. Data: the first `--samples` training
-images, of which a validation split is carved (`kd_keras.demo.split`);
+images, of which a validation split is carved (`kd_keras.protocol.split`);
 every label is used. Every model stops when its validation accuracy has not
 improved for `--patience` epochs (at most `--epochs`; Adam 1e-3) and keeps
 its best epoch, so the scratch student has converged and no method is cut
@@ -47,14 +47,14 @@ import kd_keras  # noqa: E402
 from kd_keras import (  # noqa: E402
     chains,
     datasets,
+    files,
     function_matching,
     methods,
     models,
     mutual,
-    saving,
     teachers,
 )
-from kd_keras.app import demo, evaluation  # noqa: E402
+from kd_keras.app import evaluation, protocol  # noqa: E402
 
 TEACHER = (
     Path(__file__).parents[1]
@@ -279,7 +279,7 @@ class Progress:
             "mlp_accuracy": self.mlp_accuracy,
             "seconds": self.elapsed(),
         }
-        with saving.atomic_path(self.path, overwrite=True) as tmp:
+        with files.atomic_path(self.path, overwrite=True) as tmp:
             Path(tmp).write_text(json.dumps(saved, indent=1))
 
 
@@ -287,7 +287,7 @@ def run(args, progress):
     arrays = datasets.load("fashion_mnist")
     (x, y), test = arrays
     subset = ((x[: args.samples], y[: args.samples]), test)
-    (x, y), validation, _ = demo.split(subset, None, 0)
+    (x, y), validation, _ = protocol.split(subset, None, 0)
     fit = Budget(args, validation)
     teacher = kd_keras.load_student(TEACHER)
     extra = {}

@@ -5,10 +5,10 @@ and its label, then three twins of the student, from the same initial
 weights, given only `--labels` of the labels: scratch (the labelled samples
 alone), pseudo-labels (the teacher's top class on every input) and
 distilled (the teacher's soft targets on every input, the labels where
-known). See `kd_keras.demo`.
+known). See `kd_keras.app.demo`.
 
 Honest selection: the validation split is carved from the training data
-(`kd_keras.demo.split`); the distilled twin's T and alpha are chosen from a
+(`kd_keras.protocol.split`); the distilled twin's T and alpha are chosen from a
 grid by the mean validation accuracy over the seeds of `--grid-seeds`; the
 test set is scored once per seed, for the chosen setting and the two
 baselines. Each seed draws its own labelled samples and initial weights.
@@ -38,7 +38,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kd_keras import datasets  # noqa: E402
-from kd_keras.app import demo, evaluation  # noqa: E402
+from kd_keras.app import demo, evaluation, protocol  # noqa: E402
 
 
 def floats(text):
@@ -58,14 +58,17 @@ def fmt(values, scale=1.0, digits=4):
 
 def run(dataset, seeds, grid_seeds, labels, architecture, grid):
     arrays = datasets.load(dataset)
-    architecture = architecture or demo.default_architecture(arrays[0][0])
+    architecture = architecture or protocol.default_architecture(arrays[0][0])
     labels = labels or demo.default_labels(arrays[0][1])
-    settings = {**demo.settings_for(architecture), "architecture": architecture}
+    settings = {
+        **protocol.settings_for(architecture),
+        "architecture": architecture,
+    }
     test = arrays[1]
-    splits = {seed: demo.split(arrays, labels, seed) for seed in seeds}
+    splits = {seed: protocol.split(arrays, labels, seed) for seed in seeds}
     train, validation, _ = splits[seeds[0]]
     print(f"teacher ({architecture}) on {len(train[1]):,} samples ...")
-    teacher = demo.train_teacher(
+    teacher = protocol.train_teacher(
         (train, validation),
         architecture,
         settings["teacher_epochs"],
@@ -74,9 +77,9 @@ def run(dataset, seeds, grid_seeds, labels, architecture, grid):
     )
     validation_accuracy = {}
     for seed in grid_seeds:
-        initial = demo.new_student((train, None), architecture, seed)
+        initial = protocol.new_student((train, None), architecture, seed)
         for temperature, alpha in grid:
-            student, _ = demo.train_student(
+            student, _ = protocol.train_student(
                 "student_distilled",
                 initial,
                 teacher,
@@ -104,9 +107,9 @@ def run(dataset, seeds, grid_seeds, labels, architecture, grid):
         if chosen != (defaults["temperature"], defaults["alpha"]):
             # What `kd-keras demo` itself trains, set before any run.
             students["student_defaults"], histories["student_defaults"] = (
-                demo.train_student(
+                protocol.train_student(
                     "student_distilled",
-                    demo.new_student(splits[seed], architecture, seed),
+                    protocol.new_student(splits[seed], architecture, seed),
                     teacher,
                     splits[seed],
                     {**settings, **defaults},

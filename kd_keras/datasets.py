@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kd_keras.hyperparameters import check_fraction
+
 NAMES = ("digits", "fashion_mnist", "mnist", "cifar10")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 DEBIAN_DATASETS = Path("/usr/share/datasets")
@@ -198,6 +200,60 @@ def load(name, path=None):
             "or a .npz file with x_train, y_train, x_test, y_test."
         )
     return _standardize(train), _standardize(test)
+
+
+def split_validation(x, y, fraction, seed=0):
+    """`((x, y), (x_val, y_val))`: `fraction` of each class held out.
+
+    Class labels (integer indices, or one-hot rows by their largest entry)
+    are stratified: each class gives `round(fraction * its samples)` to
+    the validation part, chosen at random, so both parts keep the class
+    shares. Other targets are held out at random. The samples keep their
+    order in the training part; the same `seed` holds out the same ones.
+
+    Args:
+        x: The inputs: an array, or a dict of arrays.
+        y: The labels or targets, an array.
+        fraction: The share held out, in (0, 1).
+        seed: Seed of the choice. Defaults to `0`.
+
+    Returns:
+        `((x, y), (x_val, y_val))`.
+
+    Example:
+
+    >>> x, y = np.arange(10).reshape(10, 1), np.arange(10) % 2
+    >>> (x_fit, y_fit), (x_val, y_val) = kd_keras.datasets.split_validation(
+    ...     x, y, 0.2
+    ... )
+    >>> len(y_fit), sorted(y_val.tolist())
+    (8, [0, 1])
+    """
+    fraction = check_fraction("fraction", fraction)
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    if y.ndim == 2 and y.shape[1] > 1:
+        strata = np.argmax(y, axis=1)
+    elif np.issubdtype(y.dtype, np.integer):
+        strata = y.reshape(len(y))
+    else:
+        strata = np.zeros(len(y), "int64")
+    held = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(strata == c))[
+                : round(fraction * np.sum(strata == c))
+            ]
+            for c in np.unique(strata)
+        ]
+    )
+    kept = np.setdiff1d(np.arange(len(y)), held)
+
+    def take(rows):
+        if isinstance(x, dict):
+            return {key: value[rows] for key, value in x.items()}, y[rows]
+        return x[rows], y[rows]
+
+    return take(kept), take(held)
 
 
 def num_classes(y):

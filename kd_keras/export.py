@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.saving import atomic_path
+from kd_keras.files import atomic_path
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 

@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,18 +12,7 @@ import h5py
 import keras
 
 from kd_keras import compat
-
-WRITABLE_EXTENSIONS = (".keras", ".h5", ".hdf5")
-
-
-def check_extension(path):
-    """Raises a `ValueError` unless Keras can write a model to `path`."""
-    path = Path(path)
-    if path.suffix not in WRITABLE_EXTENSIONS:
-        raise ValueError(
-            f"path must end in one of {', '.join(WRITABLE_EXTENSIONS)}. "
-            f"Received: path={str(path)!r}"
-        )
+from kd_keras.files import atomic_path, check_extension
 
 
 class _DropHDF5Notice(logging.Filter):
@@ -41,42 +29,6 @@ def _quiet_hdf5_notice():
         yield
     finally:
         logger.removeFilter(notice_filter)
-
-
-@contextlib.contextmanager
-def atomic_path(path, overwrite=False):
-    """Yields a temporary path beside `path`, renamed over it on success.
-
-    A crash or an error while writing leaves `path` as it was and no
-    temporary file behind.
-
-    Args:
-        path: The destination.
-        overwrite: Whether an existing `path` may be replaced. Defaults to
-            `False`.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{str(path)!r} exists; pass overwrite=True to replace it."
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden, and ending in the whole name: Keras reads the format from
-    # compound extensions such as `.weights.h5`.
-    handle, tmp = tempfile.mkstemp(
-        prefix=".", suffix=f".{path.name}", dir=path.parent
-    )
-    os.close(handle)
-    try:
-        yield tmp
-        # mkstemp makes the file private (0600); give it the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _local_file(filepath):

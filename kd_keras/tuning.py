@@ -26,8 +26,11 @@ import keras
 import numpy as np
 
 from kd_keras import methods as kd_methods
+from kd_keras.datasets import split_validation
 from kd_keras.distiller import Distiller
-from kd_keras.saving import atomic_path, save_weights
+from kd_keras.files import atomic_path
+from kd_keras.hyperparameters import check_fraction
+from kd_keras.saving import save_weights
 from kd_keras.teacher_outputs import TeacherCache, TeacherStore
 
 try:
@@ -374,35 +377,6 @@ def soft_target_statistics(logits, temperatures=TEMPERATURES):
     return statistics
 
 
-def split_validation(x, y, fraction, seed=0):
-    """`((x, y), (x_val, y_val))`: a fixed random `fraction` held out.
-
-    Args:
-        x: The inputs, an array.
-        y: The labels, an array.
-        fraction: The share held out, in (0, 1).
-        seed: Seed of the choice. Defaults to `0`.
-
-    Example:
-
-    >>> x, y = np.arange(10).reshape(10, 1), np.arange(10)
-    >>> (x_fit, y_fit), (x_val, y_val) = kd_keras.tuning.split_validation(
-    ...     x, y, 0.2
-    ... )
-    >>> len(y_fit), len(y_val)
-    (8, 2)
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(
-            "validation_split must be in (0, 1) when validation_data is not "
-            f"given. Received: validation_split={fraction!r}"
-        )
-    order = np.random.default_rng(seed).permutation(len(y))
-    held = max(1, round(fraction * len(y)))
-    val, train = order[:held], order[held:]
-    return (x[train], y[train]), (x[val], y[val])
-
-
 def _tuner_class(tuner):
     """The KerasTuner tuner class `tuner` names, or is."""
     tuner = TUNERS.get(tuner, tuner) if isinstance(tuner, str) else tuner
@@ -587,8 +561,9 @@ def tune(
         student_fn: `student_fn(hp)` returns a new, uncompiled student.
         x: Training inputs (arrays).
         y: Training labels (class indices or one-hot).
-        validation_data: `(x_val, y_val)`. Defaults to `None`: a fixed
-            random `validation_split` of `x` is held out.
+        validation_data: `(x_val, y_val)`. Defaults to `None`: a fixed,
+            stratified `validation_split` of `x` is held out
+            (`kd_keras.datasets.split_validation`).
         validation_split: Share of `x` held out when `validation_data` is
             `None`. Defaults to `0.2`.
         tuner: `"random"`, `"bayesian"`, `"hyperband"`, or a KerasTuner
@@ -644,7 +619,9 @@ def tune(
     ```
     """
     if validation_data is None:
-        (x, y), validation_data = split_validation(x, y, validation_split, seed)
+        (x, y), validation_data = split_validation(
+            x, y, check_fraction("validation_split", validation_split), seed
+        )
     hypermodel = DistillationHyperModel(
         teacher,
         student_fn,

@@ -21,6 +21,7 @@ import pytest
 
 import kd_keras as kd_keras_module
 from kd_keras.app import cli
+from kd_keras.app.commands import COMMANDS
 from kd_keras.saving import load_student as kd_keras_load
 
 
@@ -266,7 +267,7 @@ def test_demo_and_report(workdir):
     before = (workdir / "models" / "demo_tiny_teacher.h5").read_bytes()
     result = kd_keras(*args, cwd=workdir)
     assert result.returncode == 1
-    assert "exist(s); pass --overwrite" in result.stderr
+    assert "exist; pass --overwrite to replace them." in result.stderr
     assert "Traceback" not in result.stderr and "Epoch" not in result.stdout
     assert (workdir / "models" / "demo_tiny_teacher.h5").read_bytes() == (
         before
@@ -305,7 +306,7 @@ def run_main(capsys, *args):
                 "--output",
                 "teacher.h5",
             ),
-            "teacher.h5 exists; pass --overwrite",
+            "teacher.h5, teacher.json exist; pass --overwrite",
         ),
         (("report", "."), "is not a run folder"),
         (
@@ -383,10 +384,10 @@ def test_non_positive_epochs(epochs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--epochs", epochs])
     assert exit_info.value.code == 2
-    assert "must be > 0" in capsys.readouterr().err
+    assert "--epochs must be >= 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", list(cli.EXAMPLES))
+@pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_has_help_with_examples(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
@@ -560,7 +561,7 @@ def test_tune(workdir, teacher):
     # Run again, it refuses to replace the student before any work.
     again = kd_keras(*args, cwd=workdir)
     assert again.returncode == 1
-    assert "tuned.h5 exists; pass --overwrite" in again.stderr
+    assert "tuned.h5, tuned.json exist; pass --overwrite" in again.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,9 @@
 """The private Keras names kd_keras reads, and the old module names."""
 
-import importlib
-import sys
-
 import keras
 import numpy as np
-import pytest
 from conftest import make_data, make_mlp
 
-import kd_keras
 from kd_keras import compat
 
 
@@ -105,30 +100,6 @@ def test_update_compiled_metrics_weighs_each_group():
     # Unweighted: 2 right of 3 counted; weighted: (1 + 0) / (1 + 2).
     np.testing.assert_allclose(results["accuracy"], 2 / 3, rtol=1e-6)
     np.testing.assert_allclose(results["weighted_accuracy"], 1 / 3, rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "old, new",
-    [
-        ("kd_keras.demo", "kd_keras.app.demo"),
-        ("kd_keras.report", "kd_keras.app.report"),
-        ("kd_keras.cards", "kd_keras.app.cards"),
-        ("kd_keras.evaluation", "kd_keras.app.evaluation"),
-        ("kd_keras.cli", "kd_keras.app.cli"),
-    ],
-)
-def test_moved_modules_keep_their_old_names_for_a_release(old, new):
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
-        module = importlib.import_module(old)
-    assert module is importlib.import_module(new)
-
-
-def test_the_feature_losses_old_module():
-    sys.modules.pop("kd_keras.losses.features", None)
-    with pytest.warns(DeprecationWarning, match="kd_keras.losses.features"):
-        from kd_keras.losses.features import FitNet
-    assert FitNet is kd_keras.losses.FitNet
 
 
 def test_a_model_is_built_from_a_batch_of_arrays():

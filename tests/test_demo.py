@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import make_data, make_mlp
 
-from kd_keras.app import demo
+from kd_keras.app import demo, protocol
 
 
 def arrays(samples=400):
@@ -13,7 +13,7 @@ def arrays(samples=400):
 
 def test_split_carves_a_fixed_stratified_validation_split():
     data = arrays()
-    (x, y), (x_val, y_val), labelled = demo.split(data, 40, seed=0)
+    (x, y), (x_val, y_val), labelled = protocol.split(data, 40, seed=0)
     y_all = data[0][1]
     assert len(y_val) == pytest.approx(0.2 * len(y_all), abs=4)
     for c in range(4):
@@ -24,7 +24,7 @@ def test_split_carves_a_fixed_stratified_validation_split():
     assert not any(tuple(r) in rows for r in x_val)
     assert len(x) + len(x_val) == len(y_all)
     # Another seed draws other labelled samples, the same validation split.
-    _, (x_val_1, _), labelled_1 = demo.split(data, 40, seed=1)
+    _, (x_val_1, _), labelled_1 = protocol.split(data, 40, seed=1)
     np.testing.assert_array_equal(x_val, x_val_1)
     assert not np.array_equal(labelled, labelled_1)
     # 40 labels, 4 classes: 10 per class.
@@ -32,20 +32,20 @@ def test_split_carves_a_fixed_stratified_validation_split():
 
 
 def test_split_with_all_labels():
-    (x, _), _, labelled = demo.split(arrays(), np.inf, seed=0)
+    (x, _), _, labelled = protocol.split(arrays(), np.inf, seed=0)
     np.testing.assert_array_equal(labelled, np.arange(len(x)))
 
 
 def test_too_few_labels_are_refused():
     with pytest.raises(ValueError, match=r"labels must be at least .* \(4\)"):
-        demo.split(arrays(), 3, seed=0)
+        protocol.split(arrays(), 3, seed=0)
 
 
 def test_default_labels():
     assert demo.default_labels(np.arange(60_000) % 10) == 600
     assert demo.default_labels(np.arange(1_437) % 10) == 50
-    assert demo.validation_fraction(1_437) == 0.2
-    assert demo.validation_fraction(60_000) == 0.1
+    assert protocol.validation_fraction(1_437) == 0.2
+    assert protocol.validation_fraction(60_000) == 0.1
 
 
 @pytest.mark.parametrize(
@@ -111,14 +111,14 @@ def test_verdict(accuracies, expected):
 
 
 def test_twins_share_weights_and_steps(trained_teacher):
-    data = demo.split(arrays(), 40, seed=0)
+    data = protocol.split(arrays(), 40, seed=0)
     settings = {"epochs": 2, "patience": 5, "batch_size": 32}
     settings.update(alpha=0.1, temperature=4.0)
     initial = make_mlp(16, "student")
     before = initial.get_weights()
     histories = {}
     for role in ("student_scratch", "student_pseudo", "student_distilled"):
-        student, histories[role] = demo.train_student(
+        student, histories[role] = protocol.train_student(
             role, initial, trained_teacher, data, settings
         )
         assert student.name == role
@@ -131,8 +131,8 @@ def test_twins_share_weights_and_steps(trained_teacher):
 
 def test_epochs_cap_the_teacher_epochs():
     """`kd-keras demo --epochs 3` trains the teacher 3 epochs, not 30."""
-    assert demo.settings_for("mlp")["teacher_epochs"] == 30
-    assert demo.settings_for("mlp", epochs=3)["teacher_epochs"] == 3
-    assert demo.settings_for("mlp", epochs=100)["teacher_epochs"] == 30
-    given = demo.settings_for("mlp", epochs=3, teacher_epochs=10)
+    assert protocol.settings_for("mlp")["teacher_epochs"] == 30
+    assert protocol.settings_for("mlp", epochs=3)["teacher_epochs"] == 3
+    assert protocol.settings_for("mlp", epochs=100)["teacher_epochs"] == 30
+    given = protocol.settings_for("mlp", epochs=3, teacher_epochs=10)
     assert (given["epochs"], given["teacher_epochs"]) == (3, 10)

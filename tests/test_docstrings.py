@@ -49,8 +49,6 @@ INTERNAL = {
     "kd_keras.function_matching.larger_beta_share",
     "kd_keras.methods.check_scheme",
     "kd_keras.methods.parse_value",
-    "kd_keras.saving.atomic_path",
-    "kd_keras.saving.check_extension",
 }
 # Base classes to subclass: no formula or paper of their own.
 LOSS_BASES = {"DistillationLoss", "TemperatureLoss"}

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from kd_keras import datasets, export
-from kd_keras.app import demo, evaluation
+from kd_keras.app import evaluation, protocol
 
 
 @pytest.fixture(scope="module")
 def trained():
     data = datasets.load("digits")
-    student = demo.new_student(data, "mlp", seed=0)
+    student = protocol.new_student(data, "mlp", seed=0)
     student.compile(
         "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )

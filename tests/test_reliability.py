@@ -20,7 +20,7 @@ import pytest
 from conftest import make_data, make_mlp
 
 import kd_keras
-from kd_keras import export, saving
+from kd_keras import export, files
 from kd_keras.app import cards
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +239,7 @@ def test_crash_mid_write_keeps_the_previous_file(
 
 
 def test_atomic_path_keeps_compound_extensions(tmp_path):
-    with saving.atomic_path(tmp_path / "s.weights.h5") as tmp:
+    with files.atomic_path(tmp_path / "s.weights.h5") as tmp:
         assert tmp.endswith(".s.weights.h5")
         assert Path(tmp).name.startswith(".")
 

@@ -88,7 +88,7 @@ def test_a_report_is_replaced_only_with_overwrite(tmp_path, capsys):
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         report.write_report(tmp_path)
     assert cli.main(["report", str(tmp_path)]) == 1
-    assert "exist(s); pass --overwrite" in capsys.readouterr().err
+    assert "exist; pass --overwrite to replace them." in capsys.readouterr().err
     assert (tmp_path / "report.md").read_text() == "my notes"
     assert cli.main(["report", str(tmp_path), "--overwrite"]) == 0
     assert (tmp_path / "report.md").read_text().startswith("# Distillation")

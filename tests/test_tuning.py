@@ -82,7 +82,7 @@ def test_the_result(default_search):
     assert result.validation_accuracy == max(scores)
     # The student returned is the best trial's at its best epoch: its
     # accuracy on the validation split is the trial's score.
-    (_, _), (x_val, y_val) = tuning.split_validation(x, y, 0.25)
+    (_, _), (x_val, y_val) = kd_keras.datasets.split_validation(x, y, 0.25)
     accuracy = np.mean(
         result.student.predict(x_val, verbose=0).argmax(-1) == y_val
     )

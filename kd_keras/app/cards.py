@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.saving import atomic_path
+from kd_keras.files import atomic_path
 
 
 def card_path(model_path):

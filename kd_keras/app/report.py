@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from kd_keras.saving import atomic_path
+from kd_keras.files import atomic_path, check_free
 
 ROLES = {
     "teacher": "teacher",
@@ -203,11 +203,7 @@ def write_report(run_dir, overwrite=False):
     """
     run = read_run(run_dir)
     report, *paths = report_paths(run_dir)
-    taken = [str(path) for path in (report, *paths) if path.exists()]
-    if taken and not overwrite:
-        raise FileExistsError(
-            f"{', '.join(taken)} exist(s); pass overwrite=True to replace them."
-        )
+    check_free([report, *paths], overwrite)
     for draw, path in zip(
         (_curves, _comparison, _confusion), paths, strict=True
     ):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from kd_keras import models, tuning, views
-from kd_keras.app import demo, evaluation, report
-from kd_keras.saving import atomic_path
+from kd_keras.app import evaluation, protocol, report
+from kd_keras.files import atomic_path
 
 PROJECT = "search"
 
@@ -163,20 +163,20 @@ def run(
         `diagnosis` (its lines).
     """
     run_dir = Path(run_dir)
-    settings = demo.settings_for(
-        demo.default_architecture(data[0][0]),
+    settings = protocol.settings_for(
+        protocol.default_architecture(data[0][0]),
         epochs=epochs,
         patience=patience,
         batch_size=batch_size,
     )
-    train, validation, everything = demo.split(data, None, seed)
+    train, validation, everything = protocol.split(data, None, seed)
     (x_val, y_val), (x_test, y_test) = validation, data[1]
 
     print(
         f"[1/3] Diagnosis: a student trained alone for at most "
         f"{settings['epochs']} epochs ..."
     )
-    scratch, _ = demo.train_student(
+    scratch, _ = protocol.train_student(
         "student_scratch",
         student,
         teacher,
@@ -221,7 +221,7 @@ def run(
         project_name=PROJECT,
         overwrite=overwrite,
         seed=seed,
-        callbacks=[demo.early_stopping(settings["patience"])],
+        callbacks=[protocol.early_stopping(settings["patience"])],
         verbose=verbose,
     )
     print("\n[3/3] Report")
