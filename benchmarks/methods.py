@@ -68,7 +68,12 @@ BLOCK, EMBEDDING = "pool_1", "dense"
 METHODS = {
     "scratch": ("student alone, cross-entropy", None, (None,), False),
     "kd": ("Hinton KD", "T", (2.0, 4.0), True),
-    "dkd": ("DKD (alpha_tckd=1, warm-up 1 epoch)", "beta", (2.0, 8.0), True),
+    "dkd": (
+        "DKD (tckd_weight=1, warm-up 1 epoch)",
+        "nckd_weight",
+        (2.0, 8.0),
+        True,
+    ),
     "dist": ("DIST (beta=gamma=1)", "T", (1.0, 4.0), True),
     "fitnet": (f"FitNets hint on {BLOCK}", "weight", (10.0, 100.0), True),
     "at": (f"attention transfer on {BLOCK}", "weight", (100.0, 1000.0), True),
@@ -166,7 +171,7 @@ def train(name, knob, alpha, teacher, student, x, y, fit, seed, extra):
         return [len(student.fit(x, y, **fit()).history["loss"])]
     if name in LOSS_METHODS:
         method, parameters = LOSS_METHODS[name]
-        if METHODS[name][1] in ("beta", "weight"):
+        if METHODS[name][1] in ("nckd_weight", "weight"):
             parameters = {**parameters, METHODS[name][1]: knob}
         losses, weights = methods.distillation_losses(
             method, temperature, **parameters

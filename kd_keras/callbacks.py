@@ -437,3 +437,15 @@ class StudentCheckpoint(compat.SavingCheckpoint):
                 f"\nEpoch {epoch + 1}: {type(self).__name__} saved the "
                 f"student to {filepath}"
             )
+
+
+__all__ = [
+    "constant",
+    "linear",
+    "cosine",
+    "step",
+    "HyperparameterSchedule",
+    "TemperatureSchedule",
+    "AlphaSchedule",
+    "StudentCheckpoint",
+]

@@ -285,3 +285,10 @@ def teacher_assistant_chain(
         fit_kwargs=fit_kwargs,
         distiller_kwargs=distiller_kwargs,
     )
+
+
+__all__ = [
+    "distill_chain",
+    "born_again",
+    "teacher_assistant_chain",
+]

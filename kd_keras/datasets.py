@@ -261,29 +261,6 @@ def num_classes(y):
     return int(np.max(y)) + 1
 
 
-def check_fits(model, role, x, y):
-    """Raises a `ValueError` if `model` does not fit the data `(x, y)`."""
-    from kd_keras.distiller import Distiller
-
-    if isinstance(model, Distiller):
-        raise ValueError(
-            f"The {role} file holds a whole Distiller; pass the student "
-            "file instead (written by Distiller.save_student)."
-        )
-    expected = tuple(model.input_shape[1:])
-    if expected != tuple(x.shape[1:]):
-        raise ValueError(
-            f"The {role} takes inputs of shape {expected}, but the dataset's "
-            f"samples have shape {tuple(x.shape[1:])}."
-        )
-    classes = num_classes(y)
-    if model.output_shape[-1] != classes:
-        raise ValueError(
-            f"The {role} has {model.output_shape[-1]} outputs, but the "
-            f"dataset has {classes} classes."
-        )
-
-
 def pipeline(x, y, batch_size=64, shuffle=True, seed=0):
     """A batched, prefetched `tf.data.Dataset` of `(x, y)`.
 
@@ -311,3 +288,11 @@ def pipeline(x, y, batch_size=64, shuffle=True, seed=0):
     if shuffle:
         dataset = dataset.shuffle(len(x), seed=seed)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+__all__ = [
+    "NAMES",
+    "load",
+    "split_validation",
+    "pipeline",
+]

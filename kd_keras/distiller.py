@@ -10,6 +10,8 @@ from keras import ops
 from kd_keras import finite
 from kd_keras import losses as kd_losses
 from kd_keras.hyperparameters import (
+    DEFAULT_ALPHA,
+    DEFAULT_TEMPERATURE,
     Default,
     Hyperparameter,
     check_non_negative,
@@ -31,7 +33,7 @@ from kd_keras.views import (
 )
 
 # Told apart from a temperature of 4 passed beside a loss with its own.
-_DEFAULT_TEMPERATURE = Default(4.0)
+_DEFAULT_TEMPERATURE = Default(DEFAULT_TEMPERATURE)
 
 Losses = collections.namedtuple(
     "Losses", ["total", "student", "distillation", "terms"]
@@ -163,7 +165,7 @@ class Distiller(Trainer):
         teacher,
         student,
         distillation_loss=None,
-        alpha=0.1,
+        alpha=DEFAULT_ALPHA,
         temperature=_DEFAULT_TEMPERATURE,
         distillation_loss_weights=None,
         cache="auto",
@@ -480,8 +482,9 @@ class Distiller(Trainer):
         total = total + self.regularization(self.student)
         return Losses(total, hard, distillation, terms)
 
-    def _report(self, x, y, student, teacher, sample_weight, losses):
-        self.report(
+    def _logs(self, x, y, student, teacher, sample_weight, losses):
+        """Updates the trackers and metrics with a batch; returns the logs."""
+        self.update_trackers(
             x,
             [
                 (self.loss_tracker, losses.total),
@@ -542,7 +545,7 @@ class Distiller(Trainer):
         reported = self.apply_update(
             tape, scaled, losses.total, self._trained_variables(), batch
         )
-        return self._report(
+        return self._logs(
             x,
             y,
             student,
@@ -557,7 +560,7 @@ class Distiller(Trainer):
         teacher = self._source.outputs(x, stored)
         student = self._student_view(x, training=False)
         losses = self._step_losses(y, student, teacher, sample_weight, False)
-        return self._report(x, y, student, teacher, sample_weight, losses)
+        return self._logs(x, y, student, teacher, sample_weight, losses)
 
     @property
     def teacher_layers(self):

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.files import atomic_path
+from kd_keras.validation import check_sample_shape
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
@@ -84,12 +85,9 @@ def _set_input(interpreter, batch):
     """Sizes the interpreter for `batch` and sets it, quantized with the
     input's scale and zero point if the model takes integers."""
     given = interpreter.get_input_details()[0]
-    expected = tuple(int(n) for n in given["shape"][1:])
-    if tuple(batch.shape[1:]) != expected:
-        raise ValueError(
-            f"The TFLite model takes inputs of shape {expected}, but x has "
-            f"samples of shape {tuple(batch.shape[1:])}."
-        )
+    check_sample_shape(
+        "x", batch.shape[1:], "the TFLite model", given["shape"][1:]
+    )
     batch = batch.astype("float32")
     interpreter.resize_tensor_input(given["index"], batch.shape)
     interpreter.allocate_tensors()
@@ -233,3 +231,13 @@ def write_bytes(path, content, overwrite=False):
     with atomic_path(path, overwrite) as tmp:
         Path(tmp).write_bytes(content)
     return Path(path)
+
+
+__all__ = [
+    "QUANTIZATIONS",
+    "to_tflite",
+    "read_tflite",
+    "tflite_predict",
+    "tflite_latency_ms",
+    "tflite_accuracy",
+]

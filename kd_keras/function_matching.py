@@ -207,3 +207,8 @@ class FunctionMatching(Distiller):
                 config["augmentation"]
             )
         return super().from_config(config)
+
+
+__all__ = [
+    "FunctionMatching",
+]

@@ -4,7 +4,7 @@ command line and the benchmarks.
 `REGISTRY` holds every method as a `Method`: its name, a one-line summary
 and its defaults. A loss method names a loss of `kd_keras.losses`, with the
 weight its term gets against the other terms and the defaults of its paper:
-`distillation_losses("dkd", temperature=4.0, beta=8.0)` builds what
+`distillation_losses("dkd", temperature=4.0, nckd_weight=8.0)` builds what
 `Distiller(distillation_loss=..., distillation_loss_weights=...)` takes.
 A scheme trains differently: several models in turn or at once, or
 augmented batches; `train_scheme` runs one with Hinton KD. `METHODS` and
@@ -19,6 +19,8 @@ import dataclasses
 import importlib
 import inspect
 import json
+
+from kd_keras.hyperparameters import DEFAULT_TEMPERATURE
 
 # Arguments of a loss that are not the user's to set with `--param`.
 _NOT_PARAMETERS = ("self", "reduction", "name", "dtype", "temperature")
@@ -177,7 +179,7 @@ def parse_value(text):
         return text
 
 
-def distillation_losses(name, temperature=4.0, **parameters):
+def distillation_losses(name, temperature=DEFAULT_TEMPERATURE, **parameters):
     """`([loss], [weight])` of the method `name`.
 
     Args:
@@ -374,3 +376,13 @@ def train_scheme(
     assistant = _assistant(parameters["assistant"], student, load)
     chains.teacher_assistant_chain(teacher, [assistant], student, x, y, **chain)
     return student
+
+
+__all__ = [
+    "Method",
+    "REGISTRY",
+    "METHODS",
+    "SCHEMES",
+    "distillation_losses",
+    "train_scheme",
+]

@@ -56,3 +56,9 @@ class TeacherAgreement(keras.metrics.MeanMetricWrapper):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
+
+
+__all__ = [
+    "teacher_agreement",
+    "TeacherAgreement",
+]

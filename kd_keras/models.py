@@ -230,3 +230,18 @@ def build(architecture, role, input_shape, num_classes):
             f"Received: input_shape={tuple(input_shape)}; use mlp."
         )
     return _BUILDERS[architecture, role](tuple(input_shape), num_classes)
+
+
+__all__ = [
+    "mlp",
+    "mlp_teacher",
+    "mlp_student",
+    "cnn",
+    "cnn_teacher",
+    "cnn_student",
+    "mlp_assistant",
+    "cnn_assistant",
+    "copy_model",
+    "build",
+    "ARCHITECTURES",
+]

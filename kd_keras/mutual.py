@@ -230,8 +230,9 @@ class MutualLearning(Trainer):
     def _outputs(self, x, training):
         return [view(x, training=training) for view in self._student_views]
 
-    def _report(self, x, y, outputs, sample_weight, losses, total):
-        self.report(
+    def _logs(self, x, y, outputs, sample_weight, losses, total):
+        """Updates the trackers and metrics with a batch; returns the logs."""
+        self.update_trackers(
             x,
             [
                 (self.loss_tracker, total),
@@ -254,7 +255,7 @@ class MutualLearning(Trainer):
         reported = self.apply_update(
             tape, scaled, total, self.trainable_variables, batch
         )
-        return self._report(
+        return self._logs(
             batch.x, y, outputs, batch.sample_weight, losses, reported
         )
 
@@ -263,7 +264,7 @@ class MutualLearning(Trainer):
         self._require_labels(y)
         outputs = self._outputs(x, training=False)
         losses = self._cohort_losses(y, outputs, sample_weight)
-        return self._report(x, y, outputs, sample_weight, losses, sum(losses))
+        return self._logs(x, y, outputs, sample_weight, losses, sum(losses))
 
     def save_student(self, index, path, overwrite=False):
         """Saves one student alone, as a plain Keras model.
@@ -306,3 +307,8 @@ class MutualLearning(Trainer):
             for student in config["students"]
         ]
         return cls(**config)
+
+
+__all__ = [
+    "MutualLearning",
+]

@@ -335,3 +335,11 @@ def load_student(path, safe_mode=True, compile=False, custom_objects=None):
         zipfile.BadZipFile,
     ) as error:
         raise _load_error(path, error) from None
+
+
+__all__ = [
+    "ReliableSaving",
+    "save_model",
+    "save_weights",
+    "load_student",
+]

@@ -96,10 +96,10 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
     """Base class of the kd_keras trainers: what every one of them shares.
 
     A subclass writes `train_step` and `test_step` with `hard_label_loss`,
-    `regularization`, `apply_update` and `report`, says which model the data
-    must fit (`data_model`) and which distillation losses want to hear of
-    the epochs (`hooked_losses`), and may prepare `fit`'s data
-    (`prepare_fit_data`, e.g. to cache teacher outputs).
+    `regularization`, `apply_update` and `update_trackers`, says which
+    model the data must fit (`data_model`) and which distillation losses
+    want to hear of the epochs (`hooked_losses`), and may prepare `fit`'s
+    data (`prepare_fit_data`, e.g. to cache teacher outputs).
 
     The hard-label loss is `student_loss_fn`, set by `compile(loss=...)`,
     or `default_label_loss`; it is saved with the compile config.
@@ -176,7 +176,7 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
             self.optimizer, batch, loss, gradients, variables
         )
 
-    def report(self, x, values):
+    def update_trackers(self, x, values):
         """Updates trackers with this batch's values.
 
         Args:

@@ -682,3 +682,14 @@ def tune(
         tuner=search,
         teacher_passes=hypermodel.teacher_passes,
     )
+
+
+__all__ = [
+    "TEMPERATURES",
+    "ALPHAS",
+    "LEARNING_RATES",
+    "DistillationHyperModel",
+    "TuneResult",
+    "soft_target_statistics",
+    "tune",
+]

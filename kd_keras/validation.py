@@ -214,18 +214,35 @@ def check_not_empty(name, value):
         )
 
 
-def check_x(model, x):
+def check_sample_shape(name, sample_shape, role, input_shape):
+    """Raises a `ValueError` unless samples of `sample_shape` fit inputs of
+    `input_shape` (an unknown dimension fits any).
+
+    Args:
+        name: What holds the samples, for the message (`"x"`).
+        sample_shape: Their shape, without the batch axis.
+        role: Whose inputs, for the message (`"the models"`).
+        input_shape: The inputs' shape, without the batch axis.
+    """
+    sample_shape, input_shape = (
+        tuple(None if n is None else int(n) for n in shape)
+        for shape in (sample_shape, input_shape)
+    )
+    if not compatible_shapes(sample_shape, input_shape):
+        raise ValueError(
+            f"{name} has samples of shape {sample_shape}, but the inputs of "
+            f"{role} have shape {input_shape}."
+        )
+
+
+def check_x(model, x, name="x", role="the models"):
     """Raises a `ValueError` if the arrays `x` do not fit `model`'s inputs."""
     expected = _input_shapes(model)
     leaves = _leaves(x)
     if expected is None or leaves is None or len(leaves) != len(expected):
         return
     for leaf, shape in zip(leaves, expected, strict=True):
-        if not compatible_shapes(tuple(leaf.shape[1:]), shape):
-            raise ValueError(
-                f"x has samples of shape {tuple(leaf.shape[1:])}, but the "
-                f"models take inputs of shape {shape}."
-            )
+        check_sample_shape(name, leaf.shape[1:], role, shape)
 
 
 def check_y(name, y, output_shape):
@@ -275,4 +292,25 @@ def check_y(name, y, output_shape):
             f"Labels must be in [0, {classes}) for a model with {classes} "
             f"classes, or {UNLABELLED} for an unlabelled sample. Received "
             f"{name} from {finite.min()} to {finite.max()}."
+        )
+
+
+def check_fits(model, role, x, y):
+    """Raises a `ValueError` unless `model` was made for the data set
+    `(x, y)`: its inputs take the samples of `x`, and it has one output per
+    class of `y`.
+
+    Args:
+        model: A loaded `keras.Model`.
+        role: What it is, for the messages (`"student"`, `"teacher t.h5"`).
+        x: The samples, an array.
+        y: Their class indices, an array.
+    """
+    check_x(model, x, "the dataset", f"the {role}")
+    classes = int(np.max(y)) + 1
+    outputs = output_shape(model, role)
+    if outputs is not None and outputs[-1] != classes:
+        raise ValueError(
+            f"The {role} has {outputs[-1]} outputs, but the dataset has "
+            f"{classes} classes."
         )

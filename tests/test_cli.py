@@ -200,7 +200,12 @@ def test_evaluate_reads_what_export_writes(workdir, tmp_path, capsys):
     [
         (None, "tiny.npz", "No model file at"),
         (b"TFL3 but truncated", "tiny.npz", "Cannot read the TFLite file"),
-        ("model", "digits", r"takes inputs of shape \(6,\), but x has"),
+        (
+            "model",
+            "digits",
+            r"x has samples of shape \(64,\), but the inputs of the TFLite "
+            r"model have shape \(6,\)",
+        ),
     ],
 )
 def test_evaluate_a_bad_tflite_file(
@@ -295,8 +300,8 @@ def run_main(capsys, *args):
         (("evaluate", "corrupt.h5"), "corrupt"),
         (
             distill_args("teacher.h5", "digits", "--output", "x.h5"),
-            r"takes inputs of shape \(6,\), but the dataset's samples have "
-            r"shape \(64,\)",
+            r"the dataset has samples of shape \(64,\), but the inputs of the "
+            r"teacher teacher.h5 have shape \(6,\)",
         ),
         (
             (
@@ -424,7 +429,7 @@ def test_demo_with_a_given_teacher(workdir, teacher, monkeypatch, capsys):
     status, err = run_main(
         capsys, "demo", "--dataset", "digits", "--teacher", teacher
     )
-    assert status == 1 and "takes inputs of shape (6,)" in err
+    assert status == 1 and "the inputs of the teacher have shape (6,)" in err
 
 
 def test_demo_refuses_to_replace_a_report(workdir, monkeypatch, capsys):
@@ -451,8 +456,8 @@ def test_demo_refuses_to_replace_a_report(workdir, monkeypatch, capsys):
     [
         (
             "dkd",
-            ["alpha=2", "beta=4", "warmup=2"],
-            {"alpha": 2, "beta": 4, "warmup": 2},
+            ["tckd_weight=2", "nckd_weight=4", "warmup=2"],
+            {"tckd_weight": 2, "nckd_weight": 4, "warmup": 2},
         ),
         (
             "rkd",
@@ -597,9 +602,9 @@ def test_bad_schemes(
 @pytest.mark.parametrize(
     "params, message",
     [
-        (["beta"], "--param takes KEY=VALUE"),
+        (["nckd_weight"], "--param takes KEY=VALUE"),
         (["gamma=2"], "dkd has no parameter gamma. Its parameters: weight"),
-        (["beta=-1"], "beta must be >= 0"),
+        (["nckd_weight=-1"], "nckd_weight must be >= 0"),
         (["temperature=2"], "Set the temperature with --temperature"),
     ],
 )

@@ -57,7 +57,9 @@ def intermediate(model, layer, x):
 def test_labels_reach_dkd_and_its_warmup_follows_the_epochs(teacher, student):
     x = np.random.default_rng(0).normal(size=(40, 8)).astype("f4")
     y = np.arange(40) % CLASSES
-    dkd = losses.DKD(alpha=1.0, beta=8.0, temperature=4.0, warmup=4)
+    dkd = losses.DKD(
+        tckd_weight=1.0, nckd_weight=8.0, temperature=4.0, warmup=4
+    )
     distiller = kd_keras.Distiller(
         teacher, student, distillation_loss=dkd, alpha=0.0
     )

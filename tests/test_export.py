@@ -84,5 +84,8 @@ def test_read_tflite_and_latency(trained, tmp_path):
     path = export.write_bytes(tmp_path / "s.tflite", flatbuffer)
     assert export.read_tflite(path) == flatbuffer
     assert 0 < export.tflite_latency_ms(flatbuffer, x_test, repeats=20) < 100
-    with pytest.raises(ValueError, match=r"inputs of shape \(64,\), but x"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has samples of shape \(8,\), but the inputs of the TFLite model have shape \(64,\)",
+    ):
         export.tflite_predict(flatbuffer, x_test[:, :8])

@@ -35,9 +35,9 @@ def np_dkd_terms(t, s, y, temperature):
     return temperature**2 * tckd, temperature**2 * nckd
 
 
-def np_dkd(t, s, y, alpha, beta, temperature):
+def np_dkd(t, s, y, tckd_weight, nckd_weight, temperature):
     tckd, nckd = np_dkd_terms(t, s, y, temperature)
-    return alpha * tckd + beta * nckd
+    return tckd_weight * tckd + nckd_weight * nckd
 
 
 def np_log_softmax(z):
@@ -68,7 +68,9 @@ def test_hand_computed():
     )
     # Target class 1: TCKD = KL([1/4, 3/4] || [1/3, 2/3]); non-target
     # [2/3, 1/3] against [1/2, 1/2]; at T=2 all logits halve.
-    got = values(losses.dkd(t, s, [1], alpha=2.0, beta=3.0, temperature=1.0))
+    got = values(
+        losses.dkd(t, s, [1], tckd_weight=2.0, nckd_weight=3.0, temperature=1.0)
+    )
     tckd = 0.25 * np.log(0.75) + 0.75 * np.log(1.125)
     nckd = 2 / 3 * np.log(4 / 3) + 1 / 3 * np.log(2 / 3)
     np.testing.assert_allclose(got, [2 * tckd + 3 * nckd], rtol=1e-6)
@@ -240,7 +242,8 @@ def test_declares_its_needs():
 def test_round_trip():
     loss = losses.DKD(2.0, 4.0, 3.0, 10, reduction="sum", name="my_dkd")
     config = loss.get_config()
-    assert config["alpha"] == 2.0 and config["warmup"] == 10
+    assert config["tckd_weight"] == 2.0 and config["nckd_weight"] == 4.0
+    assert config["warmup"] == 10 and "alpha" not in config
     assert "warmup_scale" not in config
     assert_round_trip(loss, logits(18), logits(19), labels=LABELS)
 
@@ -253,7 +256,7 @@ def test_docstring_example():
     assert loss.warmup_scale == 0.05
 
 
-@pytest.mark.parametrize("argument", ["alpha", "beta", "warmup"])
+@pytest.mark.parametrize("argument", ["tckd_weight", "nckd_weight", "warmup"])
 def test_bad_weights(argument):
     with pytest.raises(ValueError, match=f"{argument} must be >= 0"):
         losses.DKD(**{argument: -1.0})

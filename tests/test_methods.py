@@ -24,8 +24,8 @@ def test_every_method_builds_its_loss(name):
 
 
 def test_paper_weights_and_defaults():
-    (dkd,), _ = methods.distillation_losses("dkd", beta=2)
-    assert dkd.beta == 2 and dkd.warmup == 1
+    (dkd,), _ = methods.distillation_losses("dkd", nckd_weight=2)
+    assert dkd.nckd_weight == 2 and dkd.warmup == 1
     _, weights = methods.distillation_losses("fitnet", **LAYERS)
     assert weights == [100.0]
     _, weights = methods.distillation_losses("at", weight=5, **LAYERS)

@@ -611,7 +611,7 @@ def kd64(t, s, temperature):
     return temperature**2 * (np.exp(log_p) * (log_p - log_q)).sum(-1).mean()
 
 
-def dkd64(t, s, labels, temperature, alpha=1.0, beta=8.0):
+def dkd64(t, s, labels, temperature, tckd_weight=1.0, nckd_weight=8.0):
     mask = np.eye(t.shape[-1])[labels] > 0
 
     def split(z):
@@ -628,7 +628,7 @@ def dkd64(t, s, labels, temperature, alpha=1.0, beta=8.0):
     (pt, po, pr), (qt, qo, qr) = split(t), split(s)
     tckd = np.exp(pt) * (pt - qt) + np.exp(po) * (po - qo)
     nckd = np.where(mask, 0.0, np.exp(pr) * np.nan_to_num(pr - qr)).sum(-1)
-    return temperature**2 * (alpha * tckd + beta * nckd).mean()
+    return temperature**2 * (tckd_weight * tckd + nckd_weight * nckd).mean()
 
 
 def multilabel64(t, s, temperature):
@@ -718,8 +718,8 @@ def distiller_for(loss=None, optimizer="adam"):
         ),
         (
             lambda x, y: (x[:, :5], y),
-            r"^x has samples of shape \(5,\), but the models take inputs of "
-            r"shape \(8,\)",
+            r"^x has samples of shape \(5,\), but the inputs of the models "
+            r"have shape \(8,\)",
         ),
         (
             lambda x, y: (x, y + 0.5),

@@ -116,7 +116,7 @@ def wider_search(trained_teacher, tmp_path_factory):
         trained_teacher,
         max_trials=4,
         methods=("kd", "dkd"),
-        method_parameters={"dkd": {"beta": [1.0, 8.0]}},
+        method_parameters={"dkd": {"nckd_weight": [1.0, 8.0]}},
         epoch_choices=[1, 3],
     )
 
@@ -124,7 +124,7 @@ def wider_search(trained_teacher, tmp_path_factory):
 def test_a_method_and_its_parameters_are_searched(wider_search):
     for trial in wider_search.trials:
         assert trial["method"] in ("kd", "dkd")
-        assert ("dkd_beta" in trial) == (trial["method"] == "dkd")
+        assert ("dkd_nckd_weight" in trial) == (trial["method"] == "dkd")
 
 
 def test_the_number_of_epochs_is_searched(wider_search):
@@ -214,7 +214,7 @@ def test_a_search_of_something_else_is_not_resumed(trained_teacher, tmp_path):
         ({"methods": ("nope",)}, ValueError, "Unknown method 'nope'"),
         ({"validation_split": 0.0}, ValueError, "validation_split must be"),
         (
-            {"method_parameters": {"dkd": {"beta": [1.0]}}},
+            {"method_parameters": {"dkd": {"nckd_weight": [1.0]}}},
             ValueError,
             "method_parameters names",
         ),

@@ -27,6 +27,7 @@ from kd_keras import datasets
 from kd_keras.app import cards, evaluation, protocol, report
 from kd_keras.files import check_free
 from kd_keras.saving import save_model
+from kd_keras.validation import check_fits
 
 ROLES = report.ROLES
 
@@ -212,7 +213,7 @@ def run(
             verbose,
         )
     else:
-        datasets.check_fits(teacher, "teacher", *train)
+        check_fits(teacher, "teacher", *train)
         print(f"[1/2] Using the given teacher {teacher.name!r}.")
         settings.pop("teacher_epochs")
         settings["teacher"] = teacher.name

@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kd_keras.hyperparameters import (
+    DEFAULT_TEMPERATURE,
     Hyperparameter,
     check_non_negative,
     check_weight,
@@ -72,7 +73,9 @@ def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
     return temperature**2 * target, temperature**2 * non_target
 
 
-def tckd(teacher_logits, student_logits, labels, temperature=4.0):
+def tckd(
+    teacher_logits, student_logits, labels, temperature=DEFAULT_TEMPERATURE
+):
     """Target-class KD: binary KL on the probability of the true class.
 
     The `tckd` term of `DKD`; see `DKD` for the formula and references.
@@ -101,7 +104,9 @@ def tckd(teacher_logits, student_logits, labels, temperature=4.0):
     )[0]
 
 
-def nckd(teacher_logits, student_logits, labels, temperature=4.0):
+def nckd(
+    teacher_logits, student_logits, labels, temperature=DEFAULT_TEMPERATURE
+):
     """Non-target-class KD: KL among the classes other than the true one.
 
     The `nckd` term of `DKD`; see `DKD` for the formula and references.
@@ -136,11 +141,11 @@ def dkd(
     teacher_logits,
     student_logits,
     labels,
-    alpha=1.0,
-    beta=8.0,
-    temperature=4.0,
+    tckd_weight=1.0,
+    nckd_weight=8.0,
+    temperature=DEFAULT_TEMPERATURE,
 ):
-    """Decoupled KD, `alpha * tckd + beta * nckd`, per sample.
+    """Decoupled KD, `tckd_weight * tckd + nckd_weight * nckd`, per sample.
 
     The functional form of `DKD`, without its warm-up; see `DKD` for the
     formula and references.
@@ -150,8 +155,10 @@ def dkd(
         student_logits: Student logits, same shape.
         labels: Integer labels `(batch,)` or `(batch, 1)`, or one-hot
             labels `(batch, classes)`.
-        alpha: Weight of the target-class term. Defaults to `1.0`.
-        beta: Weight of the non-target-class term. Defaults to `8.0`.
+        tckd_weight: Weight of the target-class term, the paper's `alpha`.
+            Defaults to `1.0`.
+        nckd_weight: Weight of the non-target-class term, the paper's
+            `beta`. Defaults to `8.0`.
         temperature: Softening temperature `T`. Defaults to `4.0`.
 
     Returns:
@@ -163,7 +170,7 @@ def dkd(
     >>> # tckd = 0.2 ln 0.6 + 0.8 ln 1.2 = 0.0437, nckd = 0.1308.
     >>> loss = kd_keras.losses.dkd(
     ...     [[0.0, math.log(3.0), 0.0]], [[0.0, 0.0, 0.0]], labels=[0],
-    ...     alpha=1.0, beta=8.0, temperature=1.0,
+    ...     tckd_weight=1.0, nckd_weight=8.0, temperature=1.0,
     ... )
     >>> round(float(loss[0]), 4)
     1.0902
@@ -171,7 +178,7 @@ def dkd(
     target, non_target = _decoupled_terms(
         teacher_logits, student_logits, labels, temperature
     )
-    return alpha * target + beta * non_target
+    return tckd_weight * target + nckd_weight * non_target
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -183,8 +190,9 @@ class DKD(TemperatureLoss):
     weighted by the teacher's probability `1 - p_t` of the other classes.
     The better the teacher, the smaller that weight, which suppresses the
     "dark knowledge" in NCKD. DKD weighs the two terms independently,
-    `alpha * TCKD + beta * NCKD`. Both terms carry the `T**2` factor, as
-    in the reference code.
+    `alpha * TCKD + beta * NCKD` in the paper, `tckd_weight` and
+    `nckd_weight` here (the `Distiller`'s `alpha` is the hard-label
+    weight). Both terms carry the `T**2` factor, as in the reference code.
 
     The loss needs the ground-truth labels: call it as
     `loss(teacher_logits, student_logits, labels=y)`; the `Distiller`
@@ -211,13 +219,14 @@ class DKD(TemperatureLoss):
     tckd = T**2 * (p_t * log(p_t / q_t)
                    + (1 - p_t) * log((1 - p_t) / (1 - q_t)))
     nckd = T**2 * sum(p_hat * log(p_hat / q_hat))
-    loss = warmup_scale * (alpha * tckd + beta * nckd)
+    loss = warmup_scale * (tckd_weight * tckd + nckd_weight * nckd)
     ```
 
     Args:
-        alpha: Weight of the target-class term, `>= 0`. Defaults to `1.0`.
-        beta: Weight of the non-target-class term, `>= 0`. Defaults to
-            `8.0`.
+        tckd_weight: Weight of the target-class term, `>= 0`, the paper's
+            `alpha`. Defaults to `1.0`.
+        nckd_weight: Weight of the non-target-class term, `>= 0`, the
+            paper's `beta`. Defaults to `8.0`.
         temperature: Softening temperature `T > 0`. Defaults to `4.0`.
         warmup: Number of epochs over which the loss grows linearly to its
             full value, `>= 0`; 0 means no warm-up. Defaults to `20`.
@@ -243,21 +252,21 @@ class DKD(TemperatureLoss):
 
     requires_labels = True
     warmup_scale = Hyperparameter(check_weight)
-    config_names = ("alpha", "beta", "warmup")
+    config_names = ("tckd_weight", "nckd_weight", "warmup")
 
     def __init__(
         self,
-        alpha=1.0,
-        beta=8.0,
-        temperature=4.0,
+        tckd_weight=1.0,
+        nckd_weight=8.0,
+        temperature=DEFAULT_TEMPERATURE,
         warmup=20,
         reduction="sum_over_batch_size",
         name="dkd",
         dtype=None,
     ):
         super().__init__(dkd, temperature, reduction, name, dtype)
-        self.alpha = check_non_negative("alpha", alpha)
-        self.beta = check_non_negative("beta", beta)
+        self.tckd_weight = check_non_negative("tckd_weight", tckd_weight)
+        self.nckd_weight = check_non_negative("nckd_weight", nckd_weight)
         self.warmup = check_non_negative("warmup", warmup)
         self.warmup_scale = 1.0
 
@@ -277,7 +286,7 @@ class DKD(TemperatureLoss):
             teacher_logits,
             y_pred,
             labels,
-            alpha=self.alpha,
-            beta=self.beta,
+            tckd_weight=self.tckd_weight,
+            nckd_weight=self.nckd_weight,
             temperature=self._temperature,
         )

@@ -7,7 +7,11 @@ Called as `loss(teacher_logits, student_logits)`, computed in float32; see
 import keras
 from keras import ops
 
-from kd_keras.hyperparameters import Hyperparameter, check_positive
+from kd_keras.hyperparameters import (
+    DEFAULT_TEMPERATURE,
+    Hyperparameter,
+    check_positive,
+)
 from kd_keras.losses.base import (
     PACKAGE,
     DistillationLoss,
@@ -16,7 +20,7 @@ from kd_keras.losses.base import (
 )
 
 
-def kd(teacher_logits, student_logits, temperature=4.0):
+def kd(teacher_logits, student_logits, temperature=DEFAULT_TEMPERATURE):
     """Hinton KD: `T**2 * KL(softmax(t / T) || softmax(s / T))` per sample.
 
     The functional form of `KD`; see `KD` for the formula and references.
@@ -48,7 +52,9 @@ def kd(teacher_logits, student_logits, temperature=4.0):
     return temperature**2 * kl
 
 
-def soft_target_crossentropy(teacher_logits, student_logits, temperature=4.0):
+def soft_target_crossentropy(
+    teacher_logits, student_logits, temperature=DEFAULT_TEMPERATURE
+):
     """`T**2 * CE(softmax(t / T), softmax(s / T))` per sample.
 
     The functional form of `SoftTargetCrossEntropy`; see
@@ -138,7 +144,7 @@ class KD(TemperatureLoss):
 
     def __init__(
         self,
-        temperature=4.0,
+        temperature=DEFAULT_TEMPERATURE,
         reduction="sum_over_batch_size",
         name="kd",
         dtype=None,
@@ -180,7 +186,7 @@ class SoftTargetCrossEntropy(TemperatureLoss):
 
     def __init__(
         self,
-        temperature=4.0,
+        temperature=DEFAULT_TEMPERATURE,
         reduction="sum_over_batch_size",
         name="soft_target_crossentropy",
         dtype=None,
@@ -273,7 +279,7 @@ class SoftenedLoss(DistillationLoss):
     def __init__(
         self,
         loss_fn,
-        temperature=4.0,
+        temperature=DEFAULT_TEMPERATURE,
         reduction="sum_over_batch_size",
         name="softened_loss",
         dtype=None,

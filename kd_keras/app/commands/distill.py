@@ -21,8 +21,8 @@ EXAMPLES = """examples:
       --dataset fashion_mnist --temperature 2 --alpha 0.5 --epochs 10 \\
       --output fm_student.h5
   kd-keras distill --teacher fm_teacher.h5 --student cnn \\
-      --dataset fashion_mnist --method dkd --param beta=8 --param warmup=2 \\
-      --output fm_dkd.h5
+      --dataset fashion_mnist --method dkd --param nckd_weight=8 \\
+      --param warmup=2 --output fm_dkd.h5
   kd-keras distill --teacher fm_teacher.h5 --student cnn \\
       --dataset fashion_mnist --method fitnet \\
       --param teacher_layer=pool_1 --param student_layer=pool_1 \\

@@ -26,17 +26,18 @@ def add_arguments(parser):
 def run(args):
     from kd_keras import datasets
     from kd_keras.app import evaluation
+    from kd_keras.validation import check_fits
 
     if args.model.suffix == ".tflite":
         return _run_tflite(args)
     model = models.load(args.model, args)
     (_, _), (x_test, y_test) = datasets.load(args.dataset)
-    datasets.check_fits(model, "model", x_test, y_test)
+    check_fits(model, "model", x_test, y_test)
     measures = models.measure(model, args.model, x_test, y_test)
     models.print_measures(str(args.model), measures)
     if args.teacher:
         teacher = models.load(args.teacher, args)
-        datasets.check_fits(teacher, "teacher", x_test, y_test)
+        check_fits(teacher, "teacher", x_test, y_test)
         agreement = evaluation.agreement(teacher, model, x_test)
         print(f"agreement with {args.teacher}: {agreement:.4f}")
 
@@ -47,6 +48,7 @@ def _run_tflite(args):
 
     from kd_keras import datasets, export
     from kd_keras.app import evaluation
+    from kd_keras.validation import check_fits
 
     flatbuffer = export.read_tflite(args.model)
     (_, _), (x_test, y_test) = datasets.load(args.dataset)
@@ -65,7 +67,7 @@ def _run_tflite(args):
     )
     if args.teacher:
         teacher = models.load(args.teacher, args)
-        datasets.check_fits(teacher, "teacher", x_test, y_test)
+        check_fits(teacher, "teacher", x_test, y_test)
         classes = np.argmax(export.tflite_predict(flatbuffer, x_test), -1)
         agreement = np.mean(
             evaluation.predict_classes(teacher, x_test) == classes

@@ -37,11 +37,12 @@ def add_arguments(parser):
 def run(args):
     from kd_keras import datasets, export
     from kd_keras.app import evaluation
+    from kd_keras.validation import check_fits
 
     check_free([args.output], args.overwrite, models.OVERWRITE)
     model = models.load(args.model, args)
     (x_train, _), (x_test, y_test) = datasets.load(args.dataset)
-    datasets.check_fits(model, "model", x_test, y_test)
+    check_fits(model, "model", x_test, y_test)
     flatbuffer = export.to_tflite(model, args.quantize, x_train)
     path = export.write_bytes(args.output, flatbuffer, args.overwrite)
     keras_accuracy = evaluation.accuracy(model, x_test, y_test)

@@ -8,20 +8,28 @@ OVERWRITE = "pass --overwrite"
 
 def load(path, args):
     """The model at `path`, loaded safely unless `--unsafe` was given."""
+    from kd_keras.distiller import Distiller
     from kd_keras.saving import load_student
 
-    return load_student(path, safe_mode=not args.unsafe)
+    model = load_student(path, safe_mode=not args.unsafe)
+    if isinstance(model, Distiller):
+        raise ValueError(
+            f"{path} holds a whole Distiller; pass the student file instead "
+            "(written by Distiller.save_student)."
+        )
+    return model
 
 
 def teacher(args, x_train, y_train):
     """The `--teacher` model, the ensemble of several, or `None`."""
-    from kd_keras import datasets, teachers
+    from kd_keras import teachers
+    from kd_keras.validation import check_fits
 
     if not args.teacher:
         return None
     loaded = [load(path, args) for path in args.teacher]
     for path, model in zip(args.teacher, loaded, strict=True):
-        datasets.check_fits(model, f"teacher {path}", x_train, y_train)
+        check_fits(model, f"teacher {path}", x_train, y_train)
     if len(loaded) == 1:
         return loaded[0]
     if len({model.name for model in loaded}) < len(loaded):
@@ -33,14 +41,14 @@ def teacher(args, x_train, y_train):
 def student(args, data):
     """The `--student`: a new built-in model, or a file; checked against
     the training data."""
-    from kd_keras import datasets
     from kd_keras.app import protocol
+    from kd_keras.validation import check_fits
 
     if args.student in ("mlp", "cnn"):
         model = protocol.new_student(data, args.student, args.seed)
     else:
         model = load(args.student, args)
-    datasets.check_fits(model, "student", *data[0])
+    check_fits(model, "student", *data[0])
     return model
 
 
