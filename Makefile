@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast notebooks benchmark teachers clean
+.PHONY: demo test test-fast package notebooks benchmark teachers clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,22 @@ test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PARALLEL) --ignore=tests/test_notebooks.py \
 	    --ignore=tests/test_distribute.py
 
+# The release: an sdist and a wheel built from it (dist/), installed with
+# the app extra into a new virtual environment, where the package imports,
+# help() reads it and the command line trains: a file left out of the
+# package, or a requirement not declared, fails here.
+PACKAGE := build/package
+package: $(VENV)/.installed
+	rm -rf dist $(PACKAGE)
+	$(BIN)/python -m build --outdir dist .
+	$(PYTHON) -m venv $(PACKAGE)
+	$(PACKAGE)/bin/python -m pip install --quiet "$$(ls dist/*.whl)[app]"
+	cd $(PACKAGE) && bin/kd-keras --help > /dev/null
+	cd $(PACKAGE) && bin/python -c "import pydoc, kd_keras; \
+	    pydoc.render_doc(kd_keras); print('kd_keras', kd_keras.__version__)"
+	cd $(PACKAGE) && bin/kd-keras train-teacher --dataset digits --epochs 1 \
+	    --output teacher.h5
+
 # The notebooks at their full budgets, their outputs stored (the tests run
 # them at a small one).
 notebooks: $(VENV)/.installed
@@ -41,7 +57,7 @@ benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/memory.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info
 
 teachers: $(VENV)/.installed
 	PATH="$(BIN):$$PATH" sh saved_models/train_teachers.sh --overwrite

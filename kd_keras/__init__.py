@@ -10,7 +10,7 @@ kd_keras registers for saving (`keras.models.load_model("d.keras")`).
 import importlib
 import sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Distiller",
