@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import CountingDistiller
-from test_distiller import expected_loss
+from references import expected_loss
 from test_saving import assert_reloads_without_kd_keras
 
 import kd_keras

@@ -188,3 +188,36 @@ def test_one_hot_labels_in_a_npz_become_indices(tmp_path):
     (_, y_train), (_, y_test) = datasets.load(str(path))
     np.testing.assert_array_equal(y_train, labels)
     np.testing.assert_array_equal(y_test, labels)
+
+
+def test_split_validation_is_stratified_and_fixed():
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    x = np.arange(100, dtype="float32").reshape(100, 1)
+    (x_fit, y_fit), (x_val, y_val) = datasets.split_validation(x, y, 0.1)
+    np.testing.assert_array_equal(np.bincount(y_val), [5, 3, 2])
+    np.testing.assert_array_equal(np.bincount(y_fit), [45, 27, 18])
+    # Every sample is in one part; the training part keeps its order.
+    assert sorted(np.concatenate([x_fit, x_val]).ravel()) == list(range(100))
+    assert np.all(np.diff(x_fit.ravel()) > 0)
+    again = datasets.split_validation(x, y, 0.1)
+    np.testing.assert_array_equal(again[1][0], x_val)
+    other = datasets.split_validation(x, y, 0.1, seed=1)
+    assert not np.array_equal(other[1][0], x_val)
+
+
+def test_split_validation_of_one_hot_dicts_and_targets():
+    y = np.eye(2)[np.repeat([0, 1], [8, 12])]
+    x = {"a": np.arange(20), "b": np.arange(20) * 2}
+    (x_fit, _), (x_val, y_val) = datasets.split_validation(x, y, 0.25)
+    np.testing.assert_array_equal(y_val.sum(0), [2, 3])
+    np.testing.assert_array_equal(x_val["b"], 2 * x_val["a"])
+    assert len(x_fit["a"]) == 15
+    targets = np.linspace(0, 1, 20)
+    (_, t_fit), (_, t_val) = datasets.split_validation(x, targets, 0.25)
+    assert (len(t_fit), len(t_val)) == (15, 5)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.5])
+def test_split_validation_needs_a_fraction(bad):
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
+        datasets.split_validation(np.zeros((4, 1)), np.arange(4), bad)

@@ -4,9 +4,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import CLASSES
-from test_losses import np_kd, np_softmax
-from test_losses_dkd import np_dkd
-from test_losses_features import np_at, np_fitnet
+from references import np_at, np_dkd, np_fitnet, np_kd, np_softmax
 
 import kd_keras
 from kd_keras import losses

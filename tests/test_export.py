@@ -86,6 +86,7 @@ def test_read_tflite_and_latency(trained, tmp_path):
     assert 0 < export.tflite_latency_ms(flatbuffer, x_test, repeats=20) < 100
     with pytest.raises(
         ValueError,
-        match=r"x has samples of shape \(8,\), but the inputs of the TFLite model have shape \(64,\)",
+        match=r"x has samples of shape \(8,\), but the inputs of the TFLite "
+        r"model have shape \(64,\)",
     ):
         export.tflite_predict(flatbuffer, x_test[:, :8])

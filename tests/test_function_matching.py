@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import CLASSES
-from test_losses import np_kd
+from references import np_kd
 
 import kd_keras
 from kd_keras import function_matching

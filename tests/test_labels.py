@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import CLASSES, assert_one_sgd_step, make_mlp
-from test_losses import (
+from references import (
     np_cross_entropy_logit_gradient,
+    np_dkd,
     np_kd,
     np_kd_logit_gradient,
     np_softmax,
 )
-from test_losses_dkd import np_dkd
 
 import kd_keras
 from kd_keras import labels, losses

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import CLASSES, FEATURES, assert_one_sgd_step, make_mlp
-from test_losses import (
+from references import (
     np_cross_entropy_logit_gradient,
     np_kd,
     np_kd_logit_gradient,

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import CLASSES, FEATURES, make_mlp
-from test_losses import np_kd, np_softmax
+from references import np_kd, np_softmax
 
 import kd_keras
 from kd_keras import teachers as kd_teachers

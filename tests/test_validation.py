@@ -4,9 +4,11 @@ with errors that name the argument."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import make_data, make_mlp
 
 import kd_keras
+from kd_keras import validation
 
 
 class CountingTeacher(keras.Model):
@@ -93,3 +95,96 @@ def test_data_of_different_lengths_given_with_a_store(tmp_path):
     with pytest.raises(ValueError, match=r"'y' sizes: 10\n$"):
         distiller.fit(x, y[:10], verbose=0)
     assert int(distiller.optimizer.iterations) == 0
+
+
+# --- Models -------------------------------------------------------------
+
+
+def test_models_are_checked_in_pairs():
+    teacher, student = make_mlp(16, "teacher"), make_mlp(8, "student")
+    assert validation.check_models(teacher, student) == (4,)
+    with pytest.raises(TypeError, match="^student must be a keras.Model"):
+        validation.check_models(teacher, "student.h5")
+    with pytest.raises(ValueError, match="must be different models"):
+        validation.check_models(teacher, teacher)
+    wide = keras.Model(teacher.inputs, keras.layers.Dense(5)(teacher.inputs[0]))
+    with pytest.raises(
+        ValueError, match=r"teacher output \(4,\), student output \(5,\)"
+    ):
+        validation.check_models(teacher, wide)
+    other = keras.Input((3,))
+    narrow = keras.Model(other, keras.layers.Dense(4)(other))
+    with pytest.raises(ValueError, match=r"student inputs \[\(3,\)\]"):
+        validation.check_models(teacher, narrow)
+    frozen = make_mlp(8, "frozen")
+    frozen.trainable = False
+    with pytest.raises(ValueError, match="'frozen' has no trainable weights"):
+        validation.check_models(teacher, frozen)
+
+
+def test_students_of_a_cohort():
+    a, b = make_mlp(8, "a"), make_mlp(8, "b")
+    validation.check_students([a, b])
+    with pytest.raises(ValueError, match="at least 2"):
+        validation.check_students([a])
+    with pytest.raises(ValueError, match="different models"):
+        validation.check_students([a, a])
+    with pytest.raises(ValueError, match="distinct names"):
+        validation.check_students([a, make_mlp(8, "a")])
+    with pytest.raises(ValueError, match="'s' ends in a sigmoid"):
+        validation.check_students([a, make_mlp(8, "s", activation="sigmoid")])
+
+
+# --- Data ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.array([0, 1, 4]), r"in \[0, 4\).*Received y from 0 to 4\."),
+        (np.array([0.5, 1.0]), "not whole numbers"),
+        (np.eye(3), r"one-hot labels need 4 columns"),
+        (np.array(["a", "b"]), "must hold numbers"),
+    ],
+)
+def test_labels_must_fit_the_classes(y, message):
+    error = TypeError if y.dtype.kind == "U" else ValueError
+    with pytest.raises(error, match=message):
+        validation.check_y("y", y, (4,))
+
+
+def test_accepted_labels():
+    validation.check_y("y", np.array([0, 3, -1]), (4,))  # -1: unlabelled
+    validation.check_y("y", np.eye(4), (4,))
+    validation.check_y("y", np.array([[0.3], [7.5]]), (1,))  # regression
+
+
+def test_emptiness_of_arrays_and_datasets():
+    with pytest.raises(ValueError, match=r"^x is empty \(0 samples\)"):
+        validation.check_not_empty("x", np.zeros((0, 3)))
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((0, 3))).batch(2)
+    with pytest.raises(ValueError, match="empty tf.data.Dataset"):
+        validation.check_not_empty("x", empty)
+    validation.check_not_empty("x", np.zeros((1, 3)))
+
+
+def test_a_model_fits_a_dataset():
+    model = make_mlp(8, "student")
+    x, y = make_data()
+    validation.check_fits(model, "student", x, y)
+    with pytest.raises(
+        ValueError,
+        match=r"^the dataset has samples of shape \(7,\), but the inputs of "
+        r"the student have shape \(8,\)\.$",
+    ):
+        validation.check_fits(model, "student", x[:, :7], y)
+    with pytest.raises(
+        ValueError, match="^The student has 4 outputs, but the dataset has 6"
+    ):
+        validation.check_fits(model, "student", x, np.append(y, 5))
+
+
+def test_sample_shapes_with_unknown_dimensions():
+    validation.check_sample_shape("x", (5, 3), "the models", (None, 3))
+    with pytest.raises(ValueError, match=r"\(5, 2\), but the inputs"):
+        validation.check_sample_shape("x", (5, 2), "the models", (None, 3))

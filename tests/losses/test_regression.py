@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import FEATURES, make_data
-from test_losses import assert_round_trip, logits, student_gradient, values
+from references import assert_round_trip, logits, student_gradient, values
 
 import kd_keras
 from kd_keras import losses

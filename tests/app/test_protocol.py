@@ -1,10 +1,11 @@
-"""The demo's scenario: the split, the twins' budget and the verdict."""
+"""The application's training protocol: the split, the settings, the
+twins' budget."""
 
 import numpy as np
 import pytest
 from conftest import make_data, make_mlp
 
-from kd_keras.app import demo, protocol
+from kd_keras.app import protocol
 
 
 def arrays(samples=400):
@@ -41,75 +42,6 @@ def test_too_few_labels_are_refused():
         protocol.split(arrays(), 3, seed=0)
 
 
-def test_default_labels():
-    assert demo.default_labels(np.arange(60_000) % 10) == 600
-    assert demo.default_labels(np.arange(1_437) % 10) == 50
-    assert protocol.validation_fraction(1_437) == 0.2
-    assert protocol.validation_fraction(60_000) == 0.1
-
-
-@pytest.mark.parametrize(
-    "accuracies,expected",
-    [
-        (
-            {
-                "teacher": 0.98,
-                "student_scratch": 0.88,
-                "student_distilled": 0.96,
-            },
-            "Distillation helped: the distilled student scores 0.9600 on the "
-            "test set, +8.0 points over its scratch twin (0.8800), closing "
-            "80% of the gap to the teacher (0.9800).",
-        ),
-        (
-            {
-                "teacher": 0.98,
-                "student_scratch": 0.90,
-                "student_distilled": 0.89,
-                "student_pseudo": 0.91,
-            },
-            "Distillation hurt: the distilled student scores 0.8900 on the "
-            "test set, 1.0 points below its scratch twin (0.9000); the "
-            "teacher scores 0.9800. The teacher's top-class pseudo-labels "
-            "alone gave 0.9100 (-2.0 points for the soft targets).",
-        ),
-        (
-            {
-                "teacher": 0.85,
-                "student_scratch": 0.88,
-                "student_distilled": 0.88,
-            },
-            "Distillation made no difference: the distilled student scores "
-            "0.8800 on the test set, its scratch twin 0.8800; the teacher "
-            "(0.8500) is no better than the scratch student, so there was no "
-            "gap to close.",
-        ),
-        (
-            {
-                "teacher": 0.98,
-                "student_scratch": 0.9001,
-                "student_distilled": 0.9003,
-            },
-            "Distillation made no difference: the distilled student scores "
-            "0.9003 on the test set, its scratch twin 0.9001; the teacher "
-            "scores 0.9800.",
-        ),
-        (
-            {
-                "teacher": 0.90,
-                "student_scratch": 0.85,
-                "student_distilled": 0.91,
-            },
-            "Distillation helped: the distilled student scores 0.9100 on the "
-            "test set, +6.0 points over its scratch twin (0.8500), overtaking "
-            "the teacher (0.9000).",
-        ),
-    ],
-)
-def test_verdict(accuracies, expected):
-    assert demo.verdict(accuracies) == expected
-
-
 def test_twins_share_weights_and_steps(trained_teacher):
     data = protocol.split(arrays(), 40, seed=0)
     settings = {"epochs": 2, "patience": 5, "batch_size": 32}
@@ -127,6 +59,11 @@ def test_twins_share_weights_and_steps(trained_teacher):
         np.testing.assert_array_equal(old, new)
     assert all(len(h["loss"]) == 2 for h in histories.values())
     assert "val_student_loss" in histories["student_distilled"]
+
+
+def test_validation_fraction():
+    assert protocol.validation_fraction(1_437) == 0.2
+    assert protocol.validation_fraction(60_000) == 0.1
 
 
 def test_epochs_cap_the_teacher_epochs():

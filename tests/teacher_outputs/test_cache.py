@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import CLASSES, CountingDistiller, make_data, make_mlp
-from test_losses import np_kd, np_softmax
+from references import np_kd, np_softmax
 
 import kd_keras
 from kd_keras.teacher_outputs import cache

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_losses import (
+from references import (
     assert_round_trip,
     logits,
     np_softmax,
