@@ -22,10 +22,10 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check kd_keras tests benchmarks
 	$(BIN)/python -m pytest $(PARALLEL)
 
-# The inner loop while developing: no notebooks, no multi-worker runs.
+# The inner loop while developing: every test but the whole programs (the
+# notebooks, the README's program, the jobs of several processes).
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest $(PARALLEL) --ignore=tests/test_notebooks.py \
-	    --ignore=tests/test_distribute.py
+	$(BIN)/python -m pytest $(PARALLEL) -m "not program"
 
 # The release: an sdist and a wheel built from it (dist/), installed with
 # the app extra into a new virtual environment, where the package imports,

@@ -1,6 +1,10 @@
 """Shared fixtures: tiny synthetic data and tiny models, seeded."""
 
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -128,6 +132,71 @@ def teacher(trained_teacher):
 @pytest.fixture
 def student():
     return make_mlp(16, "student")
+
+
+class PlainKeras:
+    """A Python process that never imports kd_keras, as a user's would be:
+    it loads model files with `keras.models.load_model` and predicts.
+
+    Started once per test process (loading TensorFlow takes seconds) and
+    asked once per file, through its standard input.
+    """
+
+    PROGRAM = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import keras
+        for line in sys.stdin:
+            model_path, x_path, out_path = line.rstrip("\\n").split("\\t")
+            model = keras.models.load_model(model_path)
+            np.save(out_path, model.predict(np.load(x_path), verbose=0))
+            assert "kd_keras" not in sys.modules
+            print(model.count_params(), flush=True)
+    """)
+
+    def __init__(self):
+        self.errors = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.PROGRAM],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+        )
+
+    def predict(self, path, x, folder):
+        """`(parameters, outputs)` of the model file `path` on `x`."""
+        np.save(folder / "x.npy", x)
+        out = folder / "out.npy"
+        self.process.stdin.write(f"{path}\t{folder / 'x.npy'}\t{out}\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            self.errors.seek(0)
+            raise AssertionError(
+                f"Keras could not load {path}:\n" + (self.errors.read()[-3000:])
+            )
+        return int(answer), np.load(out)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+        self.errors.close()
+
+
+@pytest.fixture(scope="session")
+def plain_keras():
+    keras_process = PlainKeras()
+    yield keras_process
+    keras_process.close()
+
+
+def assert_reloads_without_kd_keras(plain_keras, path, model, x, folder):
+    """`path` loads with plain Keras in a process that never imported
+    kd_keras, equal to `model`: its parameters and its outputs on `x`."""
+    parameters, outputs = plain_keras.predict(path, x, folder)
+    assert parameters == model.count_params()
+    np.testing.assert_array_equal(outputs, model.predict(x, verbose=0))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -6,9 +6,8 @@ import math
 import keras
 import numpy as np
 import pytest
-from conftest import CountingDistiller
+from conftest import CountingDistiller, assert_reloads_without_kd_keras
 from references import expected_loss
-from test_saving import assert_reloads_without_kd_keras
 
 import kd_keras
 from kd_keras import callbacks, losses
@@ -296,7 +295,7 @@ def _fit_with_checkpoint(teacher, student, data, checkpoint):
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_student_checkpoint_keeps_the_best_epoch_as_a_plain_student(
-    teacher, student, data, tmp_path, suffix
+    teacher, student, data, tmp_path, suffix, plain_keras
 ):
     path = tmp_path / f"student{suffix}"
     weights = _fit_with_checkpoint(
@@ -315,7 +314,7 @@ def test_student_checkpoint_keeps_the_best_epoch_as_a_plain_student(
     ):
         np.testing.assert_array_equal(saved, expected)
     x, _ = data
-    assert_reloads_without_kd_keras(path, best, x, tmp_path)
+    assert_reloads_without_kd_keras(plain_keras, path, best, x, tmp_path)
 
 
 def test_student_checkpoint_weights_only(teacher, student, data, tmp_path):

@@ -24,6 +24,9 @@ import tensorflow as tf
 import kd_keras
 from kd_keras import distribute
 
+# Whole programs: left out of make test-fast.
+pytestmark = pytest.mark.program
+
 WORKER = pathlib.Path(distributed_worker.__file__)
 ROOT = pathlib.Path(kd_keras.__file__).parents[1]
 TIMEOUT = 300

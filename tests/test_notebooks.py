@@ -16,6 +16,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+# Whole programs: left out of make test-fast.
+pytestmark = pytest.mark.program
+
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb"))
 SMALL_BUDGET = {"EPOCHS": 2, "TEACHER_EPOCHS": 2, "TRIALS": 2, "SEEDS": 2}

@@ -71,6 +71,7 @@ def test_english_and_chinese_quick_starts_are_one_program():
     assert len(programs()) == 1
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("code", programs(), ids=lambda c: f"{len(c)}chars")
 def test_quick_start_runs(code, tmp_path):
     env = dict(

@@ -120,6 +120,7 @@ def _assert_identical(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("cache", ["auto", False])
 def test_killed_run_resumes_to_the_same_student(tmp_path, cache):
     whole = _start(tmp_path, cache=cache, out=str(tmp_path / "whole.npz"))
@@ -150,6 +151,7 @@ def test_killed_run_resumes_to_the_same_student(tmp_path, cache):
     )
 
 
+@pytest.mark.program
 def test_two_runs_give_bit_identical_students(tmp_path):
     outs = [tmp_path / "a.npz", tmp_path / "b.npz"]
     runs = [_start(tmp_path, cache="auto", out=str(out)) for out in outs]

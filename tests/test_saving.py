@@ -1,48 +1,17 @@
 """Students saved as plain Keras files; corrupt and unsafe files refused."""
 
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
-from conftest import FEATURES, make_data, make_mlp
+from conftest import (
+    FEATURES,
+    assert_reloads_without_kd_keras,
+    make_data,
+    make_mlp,
+)
 
 import kd_keras
 from kd_keras import saving
-
-RELOAD = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import keras
-    model = keras.models.load_model(sys.argv[1])
-    np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
-    assert "kd_keras" not in sys.modules
-    print(model.count_params())
-""")
-
-
-def assert_reloads_without_kd_keras(path, model, x, tmp_path):
-    """`path` loads in a fresh process without kd_keras, equal to `model`."""
-    np.save(tmp_path / "x.npy", x)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            RELOAD,
-            str(path),
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "out.npy"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert int(result.stdout.split()[-1]) == model.count_params()
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "out.npy"), model.predict(x, verbose=0)
-    )
 
 
 @pytest.fixture
@@ -56,11 +25,13 @@ def distiller(teacher, student, data):
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_student_reloads_bit_identical_without_kd_keras(
-    distiller, data, tmp_path, suffix
+    distiller, data, tmp_path, suffix, plain_keras
 ):
     x, _ = data
     path = distiller.save_student(tmp_path / f"student{suffix}")
-    assert_reloads_without_kd_keras(path, distiller.student, x, tmp_path)
+    assert_reloads_without_kd_keras(
+        plain_keras, path, distiller.student, x, tmp_path
+    )
     reloaded = kd_keras.load_student(path)
     np.testing.assert_array_equal(
         reloaded.predict(x, verbose=0), distiller.student.predict(x, verbose=0)
