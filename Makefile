@@ -18,9 +18,10 @@ demo: $(VENV)/.installed
 # its own TensorFlow), a free process taking tests from a busy one.
 PARALLEL := -n auto --maxprocesses 4 --dist worksteal
 
+# It lists its ten slowest tests, to keep an eye on the suite's time.
 test: $(VENV)/.installed
 	$(BIN)/ruff check kd_keras tests benchmarks
-	$(BIN)/python -m pytest $(PARALLEL)
+	$(BIN)/python -m pytest $(PARALLEL) --durations=10
 
 # The inner loop while developing: every test but the whole programs (the
 # notebooks, the README's program, the jobs of several processes).
