@@ -27,6 +27,7 @@ __all__ = [
     "export",
     "function_matching",
     "distillation_loss",
+    "images",
     "labels",
     "load_student",
     "losses",

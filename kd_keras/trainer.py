@@ -317,53 +317,58 @@ class Trainer(distribute.MultiWorkerSteps, saving.ReliableSaving, keras.Model):
                 (*validation_data, None, None)[:3],
             )
         distribute.check_shuffle(self.distribute_strategy, x, shuffle)
-        given = x
-        x, y, validation_data = self.prepare_fit_data(
-            x,
-            y,
-            validation_data,
-            batch_size or 32,
-            shuffle,
-            1 if verbose == "auto" else verbose,
+        shape = output_shape(self.data_model)
+        x = validation.check_dataset_labels("x", x, shape)
+        validation_data = validation.check_dataset_labels(
+            "validation_data", validation_data, shape
         )
-        self.build_from_data(x, y, sample_weight)
-        checked = finite.checked_before_training((x, y, sample_weight))
-        if checked != self._guard.data_checked:
-            # The step reads the flag when it is traced.
-            self._guard.data_checked = checked
-            self.train_function = None
-        callbacks = [
-            *(callbacks or []),
-            _LossHooks(self.hooked_losses),
-            finite.StopOnNonFinite(self._guard),
-        ]
-        return super().fit(
-            x=x,
-            y=y,
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            validation_split=validation_split,
-            validation_data=validation_data,
-            # Data that became a dataset here was shuffled by it.
-            shuffle=shuffle
-            and not (
-                isinstance(x, tf.data.Dataset)
-                and not isinstance(given, tf.data.Dataset)
-            ),
-            class_weight=class_weight,
-            sample_weight=sample_weight,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size,
-            validation_freq=validation_freq,
-        )
+        # A dataset's labels are checked as its batches come.
+        with validation.dataset_label_errors():
+            x, y, validation_data = self.prepare_fit_data(
+                x,
+                y,
+                validation_data,
+                batch_size or 32,
+                shuffle,
+                1 if verbose == "auto" else verbose,
+            )
+            self.build_from_data(x, y, sample_weight)
+            checked = finite.checked_before_training((x, y, sample_weight))
+            if checked != self._guard.data_checked:
+                # The step reads the flag when it is traced.
+                self._guard.data_checked = checked
+                self.train_function = None
+            callbacks = [
+                *(callbacks or []),
+                _LossHooks(self.hooked_losses),
+                finite.StopOnNonFinite(self._guard),
+            ]
+            return super().fit(
+                x=x,
+                y=y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                # Keras ignores `shuffle` for a dataset, with a warning: a
+                # dataset shuffles itself (as the ones made here do).
+                shuffle=shuffle and not isinstance(x, tf.data.Dataset),
+                class_weight=class_weight,
+                sample_weight=sample_weight,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                validation_batch_size=validation_batch_size,
+                validation_freq=validation_freq,
+            )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Evaluates; see `keras.Model.evaluate`. The labels are checked."""
-        validation.check_y(
-            "y", validation.as_numpy(y), output_shape(self.data_model)
-        )
-        return super().evaluate(x, y, *args, **kwargs)
+        """Evaluates; see `keras.Model.evaluate`. The labels are checked:
+        arrays first, a dataset's batch by batch."""
+        shape = output_shape(self.data_model)
+        validation.check_y("y", validation.as_numpy(y), shape)
+        x = validation.check_dataset_labels("x", x, shape)
+        with validation.dataset_label_errors():
+            return super().evaluate(x, y, *args, **kwargs)

@@ -7,6 +7,9 @@ received. Numpy arrays (tensors converted with `as_numpy`) are checked in
 full; datasets for emptiness only (NaN and Inf: `kd_keras.finite`).
 """
 
+import contextlib
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -314,3 +317,95 @@ def check_fits(model, role, x, y):
             f"The {role} has {outputs[-1]} outputs, but the dataset has "
             f"{classes} classes."
         )
+
+
+# Stops a pipeline whose labels are out of range; `label_error` reads it.
+_LABELS_OUT_OF_RANGE = "kd_keras: labels of {} out of range for {} classes"
+_OUT_OF_RANGE = re.compile(
+    r"kd_keras: labels of (.+) out of range for (\d+) classes\] "
+    r"\[([-\d.e+]+)\] \[([-\d.e+]+)\]"
+)
+
+
+def check_dataset_labels(name, dataset, output_shape):
+    """`dataset` with its class indices checked batch by batch.
+
+    A dataset is not read before training, so its labels are checked as
+    its batches come: a batch with a class index outside `[0, classes)`
+    (other than `UNLABELLED`) stops the pipeline, and `label_error` turns
+    the stop into the `ValueError` that arrays get before training (a
+    classifier would fail deep in its cross-entropy, or train on NaN).
+    Datasets of one-hot rows or regression targets are returned as they
+    are.
+
+    Args:
+        name: The argument's name, for the message (`"x"`).
+        dataset: A `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`.
+        output_shape: The models' output shape without the batch axis.
+    """
+    if not isinstance(dataset, tf.data.Dataset) or output_shape is None:
+        return dataset
+    spec = keras.utils.unpack_x_y_sample_weight(dataset.element_spec)[1]
+    classes = output_shape[-1]
+    if (
+        not isinstance(spec, tf.TensorSpec)
+        or classes < 2
+        or is_one_hot(tuple(spec.shape), (None, *output_shape))
+        or not (spec.dtype.is_integer or spec.dtype.is_floating)
+    ):
+        return dataset
+    message = _LABELS_OUT_OF_RANGE.format(name, classes)
+
+    def check(*element):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+            element if len(element) > 1 else element[0]
+        )
+        labels = tf.cast(tf.reshape(y, [-1]), tf.float32)
+        valid = (labels == UNLABELLED) | (
+            (labels >= 0) & (labels < classes) & (tf.floor(labels) == labels)
+        )
+        bad = tf.boolean_mask(labels, tf.logical_not(valid))
+        with tf.control_dependencies(
+            [
+                tf.debugging.Assert(
+                    tf.reduce_all(valid),
+                    [message, tf.reduce_min(bad), tf.reduce_max(bad)],
+                )
+            ]
+        ):
+            y = tf.identity(y)
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def label_error(error):
+    """The `ValueError` for the stop of `check_dataset_labels` in `error`,
+    or `None` for any other error."""
+    found = _OUT_OF_RANGE.search(str(error))
+    if found is None:
+        return None
+    name, classes, low, high = found.groups()
+    low, high = float(low), float(high)
+    received = (
+        f"the label {low:g}"
+        if low == high
+        else f"labels from {low:g} to {high:g}"
+    )
+    return ValueError(
+        f"Labels must be whole numbers in [0, {classes}) for a model with "
+        f"{classes} classes, or {UNLABELLED} for an unlabelled sample. "
+        f"Received a batch of {name} holding {received}."
+    )
+
+
+@contextlib.contextmanager
+def dataset_label_errors():
+    """Raises the stops of `check_dataset_labels` as their `ValueError`."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        converted = label_error(error)
+        if converted is None:
+            raise
+        raise converted from None

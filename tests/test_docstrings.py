@@ -30,6 +30,7 @@ MODULES = (
     "datasets",
     "export",
     "function_matching",
+    "images",
     "losses",
     "methods",
     "metrics",

@@ -188,3 +188,75 @@ def test_sample_shapes_with_unknown_dimensions():
     validation.check_sample_shape("x", (5, 3), "the models", (None, 3))
     with pytest.raises(ValueError, match=r"\(5, 2\), but the inputs"):
         validation.check_sample_shape("x", (5, 2), "the models", (None, 3))
+
+
+# --- Labels of a dataset ---------------------------------------------------
+
+
+def batches(labels, batch_size=16):
+    x, _ = make_data(samples=len(labels))
+    return tf.data.Dataset.from_tensor_slices((x, labels)).batch(batch_size)
+
+
+def bad_labels():
+    """Labels of 64 samples, one out of range (12) in the third batch."""
+    _, y = make_data(samples=64)
+    y = y.astype("int32")
+    y[37] = 12
+    return y
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_out_of_range_labels_in_a_dataset_are_reported(cache):
+    """Keras' cross-entropy raised InvalidArgumentError from inside the
+    graph ("Received a label value of 12 which is outside the valid
+    range")."""
+    distiller = kd_keras.Distiller(
+        make_mlp(16, "teacher"), make_mlp(8, "student"), cache=cache
+    )
+    distiller.compile("adam", metrics=["accuracy"])
+    with pytest.raises(
+        ValueError,
+        match=r"^Labels must be whole numbers in \[0, 4\) for a model with 4 "
+        r"classes, or -1 for an unlabelled sample\. Received a batch of x "
+        r"holding the label 12\.$",
+    ):
+        distiller.fit(batches(bad_labels()), epochs=1, verbose=0)
+
+
+def test_out_of_range_labels_in_validation_and_evaluate_datasets():
+    good = batches(make_data(samples=64)[1])
+    distiller = kd_keras.Distiller(make_mlp(16, "teacher"), make_mlp(8, "s"))
+    distiller.compile("adam", metrics=["accuracy"])
+    with pytest.raises(ValueError, match="a batch of validation_data hold"):
+        distiller.fit(
+            good, validation_data=batches(bad_labels()), epochs=1, verbose=0
+        )
+    with pytest.raises(ValueError, match="a batch of x holding the label 12"):
+        distiller.evaluate(batches(bad_labels()), verbose=0)
+
+
+def test_unlabelled_and_float_labels_in_a_dataset_pass():
+    _, y = make_data(samples=64)
+    y = y.astype("float32")
+    y[:20] = -1
+    distiller = kd_keras.Distiller(make_mlp(16, "teacher"), make_mlp(8, "s"))
+    distiller.compile("adam", metrics=["accuracy"])
+    distiller.fit(batches(y), epochs=1, verbose=0)
+    y[3] = 1.5
+    y[40] = -2.0
+    with pytest.raises(ValueError, match="holding the label 1.5"):
+        distiller.fit(batches(y), epochs=1, verbose=0)
+    y[3] = 1.0
+    with pytest.raises(ValueError, match="holding the label -2"):
+        distiller.fit(batches(y), epochs=1, verbose=0)
+
+
+def test_auto_says_a_dataset_runs_the_teacher_online(capsys):
+    distiller = kd_keras.Distiller(make_mlp(16, "teacher"), make_mlp(8, "s"))
+    distiller.compile("adam")
+    distiller.fit(batches(make_data(samples=32)[1]), epochs=1, verbose=2)
+    assert (
+        "the teacher runs at every step; cache=True" in capsys.readouterr().out
+    )
+    assert distiller.teacher_cache_nbytes is None

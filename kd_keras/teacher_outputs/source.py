@@ -223,6 +223,15 @@ class TeacherSource:
             )
         return storage
 
+    def _runs_online_by_default(self, x):
+        """Whether the dataset `x` runs online only because `cache` is
+        `"auto"` (a store of other data counts as `"auto"`)."""
+        return (
+            isinstance(x, tf.data.Dataset)
+            and not self.changed_by
+            and (self.cache == "auto" or isinstance(self.cache, TeacherStore))
+        )
+
     def _refuse_changed_batches(self, consequence):
         """Raises, saying `consequence`, if the trainer changes each batch
         before the teacher sees it: the teacher must see the changed
@@ -295,6 +304,13 @@ class TeacherSource:
             return x
         storage = storage or self._storage(x)
         if storage is None:
+            if verbose and name == "x" and self._runs_online_by_default(x):
+                print(
+                    "kd_keras: x is a tf.data.Dataset, so the teacher runs "
+                    "at every step; cache=True computes its outputs once "
+                    "(the pipeline must give the same inputs every epoch: "
+                    "augment inside the model)."
+                )
             return x
         if self._function is None:
             # A partial, not the method: TensorFlow keys its retracing
