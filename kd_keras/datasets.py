@@ -1,6 +1,9 @@
 """Datasets as numpy arrays: `(x_train, y_train), (x_test, y_test)`.
 
-Images come as float32 in [0, 1] with a channel axis, labels as int64.
+The bundled datasets' images come as float32 in [0, 1] with a channel axis
+(what the models of `saved_models/` were trained on); a `.npz` file's
+inputs come as they are stored, never rescaled. Labels come as int64 class
+indices.
 Keras' datasets are looked for on disk first (an explicit `path`, then
 `$KD_KERAS_DATA`, Keras' cache `~/.keras/datasets`, Debian's
 `/usr/share/datasets`), and downloaded by Keras only when nothing is found.
@@ -149,18 +152,18 @@ def _load_npz(path):
         return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
 
 
-def _standardize(split):
-    """uint8 images to float32 in [0, 1] with a channel axis; integer
-    labels (one-hot labels are turned into class indices) as int64."""
+def _standardize(split, scale=True):
+    """Integer labels as int64 (one-hot rows as class indices); with
+    `scale`, uint8 images as float32 in [0, 1] with a channel axis."""
     x, y = split
-    if x.dtype == np.uint8:
+    if scale and x.dtype == np.uint8:
         x = x.astype("float32") / 255.0
         if x.ndim == 3:
             x = x[..., np.newaxis]
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
         y = np.argmax(y, axis=1)  # one-hot
-    return x.astype("float32"), y.reshape(-1).astype("int64")
+    return x, y.reshape(-1).astype("int64")
 
 
 def load(name, path=None):
@@ -169,9 +172,12 @@ def load(name, path=None):
     - `"digits"`: scikit-learn's bundled 8x8 handwritten digits (1,797
       samples, 64 features scaled to [0, 1], 10 classes), split 80/20,
       stratified, with a fixed seed.
-    - `"fashion_mnist"`, `"mnist"`: 60,000 + 10,000 28x28x1 images.
-    - `"cifar10"`: 50,000 + 10,000 32x32x3 images.
-    - a path ending in `.npz`, holding `x_train, y_train, x_test, y_test`.
+    - `"fashion_mnist"`, `"mnist"`: 60,000 + 10,000 28x28x1 images,
+      float32 in [0, 1].
+    - `"cifar10"`: 50,000 + 10,000 32x32x3 images, float32 in [0, 1].
+    - a path ending in `.npz`, holding `x_train, y_train, x_test, y_test`:
+      the inputs as stored (uint8 images stay 0-255, the pixels a model
+      trained on them expects); one-hot labels become class indices.
 
     Args:
         name: One of `kd_keras.datasets.NAMES`, or a `.npz` path.
@@ -190,9 +196,10 @@ def load(name, path=None):
     """
     if str(name).endswith(".npz"):
         train, test = _load_npz(name)
-    elif name == "digits":
+        return _standardize(train, scale=False), _standardize(test, False)
+    if name == "digits":
         return _digits()
-    elif name in _LAYOUTS:
+    if name in _LAYOUTS:
         train, test = _keras_dataset(name, path)
     else:
         raise ValueError(
