@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras import models
+from kd_keras import models, views
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,44 @@ def test_build_by_name_and_bad_names():
         models.build("transformer", "student", (8,), 2)
     with pytest.raises(ValueError, match="takes images"):
         models.build("cnn", "teacher", (64,), 10)
+
+
+def test_build_rescales_the_inputs_before_the_same_layers():
+    model = models.build("cnn", "student", (8, 8, 1), 3, rescale=1 / 255)
+    plain = models.build("cnn", "student", (8, 8, 1), 3)
+    names = [layer.name for layer in model.layers]
+    assert names[1] == "rescaling"
+    assert {"conv_0", "pool_1", "dense", "logits"} <= set(names)
+    assert [type(layer) for layer in model.layers[2:]] == [
+        type(layer) for layer in plain.layers[1:]
+    ]
+    plain.set_weights(model.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 1))
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0),
+        plain.predict(x / 255, verbose=0),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("name", ["MobileNetV3Small", "MobileNetV2"])
+def test_an_application_takes_pixels_and_returns_logits(name):
+    model = models.application(name, (32, 32, 3), num_classes=5)
+    assert model.output_shape == (None, 5)
+    backbone = model.get_layer(name)
+    assert views.output_activation(model) is None
+    momenta = {
+        layer.momentum
+        for layer in backbone.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert momenta == {0.9}
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
+    assert np.isfinite(model.predict(x, verbose=0)).all()
+
+
+def test_an_unknown_application_is_named():
+    with pytest.raises(ValueError, match="name must be a Keras Application"):
+        models.application("ResNet50", (32, 32, 3), 10)
+    with pytest.raises(ValueError, match="weights must be None or 'imagenet'"):
+        models.application("MobileNetV2", (32, 32, 3), 10, weights="w.h5")
