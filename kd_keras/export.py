@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.batches import correct, first_sample, is_dataset, iterate
 from kd_keras.files import atomic_path
 from kd_keras.validation import check_sample_shape
 
@@ -14,6 +15,25 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
 def _representative(x, samples=200, seed=0):
+    """The calibration samples of `x`, each a float32 batch of one.
+
+    From an array, `samples` drawn at random (with `seed`); from a dataset,
+    its first `samples` samples, read as the converter asks for them.
+    """
+    # Checked now, not when the converter reads the first batch.
+    iterate(x, x_name="representative_x")
+    if is_dataset(x):
+
+        def batches():
+            left = samples
+            for batch, _ in iterate(x, x_name="representative_x"):
+                for sample in batch[:left]:
+                    yield [sample[np.newaxis].astype("float32")]
+                left -= min(left, len(batch))
+                if not left:
+                    return
+
+        return batches
     rng = np.random.default_rng(seed)
     chosen = x[rng.choice(len(x), size=min(samples, len(x)), replace=False)]
 
@@ -34,11 +54,24 @@ def to_tflite(model, quantize="none", representative_x=None):
             `"int8"` (full integer: int8 weights, activations, inputs and
             outputs, calibrated on `representative_x`). Defaults to
             `"none"`.
-        representative_x: Training inputs for the int8 calibration.
-            Defaults to `None`; required for `"int8"`.
+        representative_x: Training inputs for the int8 calibration: an
+            array, of which 200 samples drawn at random (with a fixed
+            seed) calibrate, or a `tf.data.Dataset` of batches (elements
+            `x`, `(x, y)` or `(x, y, sample_weight)`), of which the first
+            200 samples, in the dataset's order, calibrate: only the
+            batches holding them are read. The calibration is then as
+            deterministic as that order: a dataset sorted by class (as
+            `image_dataset_from_directory(..., shuffle=False)` reads a
+            folder) calibrates on the first classes only, so shuffle it,
+            with a seed, first. Each sample is passed as a float32 batch
+            of one. Defaults to `None`; required for `"int8"`.
 
     Returns:
         The flatbuffer as `bytes`.
+
+    Raises:
+        ValueError: `quantize` is unknown, or `"int8"` without
+            `representative_x`, or `representative_x` is empty.
 
     Example:
 
@@ -46,6 +79,18 @@ def to_tflite(model, quantize="none", representative_x=None):
     flatbuffer = kd_keras.export.to_tflite(student, quantize="dynamic")
     accuracy = kd_keras.export.tflite_accuracy(flatbuffer, x_test, y_test)
     probabilities = kd_keras.export.tflite_predict(flatbuffer, x_test)
+
+    # Images in folders, calibrated and measured as they stream.
+    train_ds = keras.utils.image_dataset_from_directory(
+        "images/train", image_size=(96, 96), seed=0
+    )
+    test_ds = keras.utils.image_dataset_from_directory(
+        "images/test", image_size=(96, 96), shuffle=False
+    )
+    flatbuffer = kd_keras.export.to_tflite(
+        student, quantize="int8", representative_x=train_ds
+    )
+    accuracy = kd_keras.export.tflite_accuracy(flatbuffer, test_ds)
     ```
     """
     if quantize not in QUANTIZATIONS:
@@ -131,6 +176,21 @@ def read_tflite(path):
     return flatbuffer
 
 
+def _tflite_batches(flatbuffer, x, y=None, batch_size=256, needs_labels=False):
+    """`(outputs, y_batch)` of the TFLite model, batch by batch of `x`."""
+    x_batches = iterate(x, y, batch_size, needs_labels)
+    interpreter = _interpreter(flatbuffer)
+    returned = interpreter.get_output_details()[0]
+    scale, zero = returned["quantization"]
+    for x_batch, y_batch in x_batches:
+        _set_input(interpreter, x_batch)
+        interpreter.invoke()
+        out = interpreter.get_tensor(returned["index"]).astype("float32")
+        if returned["dtype"] != np.float32:
+            out = (out - zero) * scale
+        yield out, y_batch
+
+
 def tflite_predict(flatbuffer, x, batch_size=256):
     """Runs the TFLite model on `x`; returns float outputs.
 
@@ -139,14 +199,18 @@ def tflite_predict(flatbuffer, x, batch_size=256):
 
     Args:
         flatbuffer: The model, from `to_tflite`.
-        x: Inputs, a numpy array.
-        batch_size: Samples per interpreter call. Defaults to `256`.
+        x: Inputs: a numpy array, or a `tf.data.Dataset` of batches
+            (elements `x`, `(x, y)` or `(x, y, sample_weight)`; the labels
+            are not used), read once, batch by batch.
+        batch_size: Samples per interpreter call for an array `x`; a
+            dataset is run in its own batches. Defaults to `256`.
 
     Returns:
-        The outputs as a float32 numpy array.
+        The outputs of every sample, in order, as one float32 numpy array.
 
     Raises:
-        ValueError: The samples of `x` are not of the model's input shape.
+        ValueError: The samples of `x` are not of the model's input shape,
+            or `x` holds no sample.
 
     Example:
 
@@ -156,18 +220,8 @@ def tflite_predict(flatbuffer, x, batch_size=256):
     probabilities = kd_keras.export.tflite_predict(flatbuffer, x_test)
     ```
     """
-    interpreter = _interpreter(flatbuffer)
-    returned = interpreter.get_output_details()[0]
-    outputs = []
-    for start in range(0, len(x), batch_size):
-        _set_input(interpreter, x[start : start + batch_size])
-        interpreter.invoke()
-        out = interpreter.get_tensor(returned["index"]).astype("float32")
-        scale, zero = returned["quantization"]
-        if returned["dtype"] != np.float32:
-            out = (out - zero) * scale
-        outputs.append(out)
-    return np.concatenate(outputs)
+    batches = _tflite_batches(flatbuffer, x, batch_size=batch_size)
+    return np.concatenate([out for out, _ in batches])
 
 
 def tflite_latency_ms(flatbuffer, x, repeats=200):
@@ -178,7 +232,8 @@ def tflite_latency_ms(flatbuffer, x, repeats=200):
 
     Args:
         flatbuffer: The model, from `to_tflite`.
-        x: Inputs, a numpy array; its first sample is used.
+        x: Inputs, a numpy array or a `tf.data.Dataset` of batches; its
+            first sample is used (only the first batch is read).
         repeats: Timed calls. Defaults to `200`.
 
     Returns:
@@ -193,7 +248,7 @@ def tflite_latency_ms(flatbuffer, x, repeats=200):
     ```
     """
     interpreter = _interpreter(flatbuffer, num_threads=1)
-    _set_input(interpreter, x[:1])
+    _set_input(interpreter, first_sample(x))
     for _ in range(5):
         interpreter.invoke()
     times = []
@@ -204,26 +259,41 @@ def tflite_latency_ms(flatbuffer, x, repeats=200):
     return 1000 * float(np.median(times))
 
 
-def tflite_accuracy(flatbuffer, x, y):
+def tflite_accuracy(flatbuffer, x, y=None):
     """Top-1 accuracy of the TFLite model on `(x, y)`.
+
+    Labels are class indices, `(samples,)` or `(samples, 1)`, or one-hot
+    rows, whose argmax is the class.
 
     Args:
         flatbuffer: The model, from `to_tflite`.
-        x: Inputs, a numpy array.
-        y: Integer labels.
+        x: Inputs: a numpy array, or a `tf.data.Dataset` of `(x, y)` or
+            `(x, y, sample_weight)` batches, which carry the labels; read
+            once, batch by batch.
+        y: The labels of an array `x`; `None` with a dataset. Defaults to
+            `None`.
 
     Returns:
         The accuracy as a float.
+
+    Raises:
+        ValueError: Arrays `x` without `y` or with a `y` of another
+            length, a dataset with `y` or whose elements carry no labels,
+            or no sample.
 
     Example:
 
     ```python
     flatbuffer = kd_keras.export.to_tflite(student, quantize="dynamic")
     accuracy = kd_keras.export.tflite_accuracy(flatbuffer, x_test, y_test)
-    probabilities = kd_keras.export.tflite_predict(flatbuffer, x_test)
+    # The same, from a dataset of (x, y) batches.
+    test_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(64)
+    accuracy = kd_keras.export.tflite_accuracy(flatbuffer, test_ds)
     ```
     """
-    return float(np.mean(np.argmax(tflite_predict(flatbuffer, x), -1) == y))
+    batches = _tflite_batches(flatbuffer, x, y, needs_labels=True)
+    hits = [correct(out, y_batch) for out, y_batch in batches]
+    return float(np.mean(np.concatenate(hits)))
 
 
 def write_bytes(path, content, overwrite=False):
