@@ -325,3 +325,109 @@ def test_losses_with_different_temperatures_reload(tmp_path, teacher, student):
     path = tmp_path / "distiller.keras"
     distiller.save(path)
     assert keras.models.load_model(path).distillation_loss[1].temperature == 4.0
+
+
+# Layers of nested models, named by their paths ("outer/inner").
+
+
+def nested(model):
+    """`model` called inside an outer functional model."""
+    inputs = keras.Input(SHAPE)
+    return keras.Model(inputs, model(inputs), name=f"outer_{model.name}")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_paths_into_nested_models_train_as_the_layers_themselves(jit_compile):
+    x, y = image_data()
+    weights = []
+    for wrap in (False, True):
+        keras.utils.set_random_seed(0)
+        teacher, student = cnn(8, "teacher"), cnn(4, "student")
+        t, s = ("teacher/", "student/") if wrap else ("", "")
+        distiller = kd_keras.Distiller(
+            nested(teacher) if wrap else teacher,
+            nested(student) if wrap else student,
+            distillation_loss=[
+                losses.KD(2.0),
+                losses.FitNet(f"{t}teacher_relu", f"{s}student_relu"),
+            ],
+            distillation_loss_weights=[1.0, 10.0],
+            cache=False,
+        )
+        distiller.compile(keras.optimizers.SGD(0.05), jit_compile=jit_compile)
+        distiller.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        weights.append(student.get_weights())
+    for flat, inner in zip(*weights, strict=True):
+        np.testing.assert_allclose(flat, inner, rtol=1e-5, atol=1e-6)
+
+
+def augmented_mobilenet(name):
+    """A MobileNetV3Small behind a random flip, as Keras users build them."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    flipped = keras.Sequential(
+        [keras.layers.RandomFlip("horizontal")], name="augment"
+    )(inputs)
+    outputs = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3),
+        weights=None,
+        classes=CLASSES,
+        classifier_activation=None,
+    )(flipped)
+    return keras.Model(inputs, outputs, name=name)
+
+
+MOBILENET_LAYER = "MobileNetV3Small/expanded_conv_2_add"
+
+
+def test_attention_transfer_inside_keras_applications():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = np.arange(8) % CLASSES
+    keras.utils.set_random_seed(0)
+    teacher = augmented_mobilenet("teacher")
+    student = augmented_mobilenet("student")
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        distillation_loss=losses.AttentionTransfer(
+            MOBILENET_LAYER, MOBILENET_LAYER
+        ),
+        alpha=0.0,
+        cache=False,
+    )
+    # Eagerly: tracing two MobileNets takes seconds (the test above
+    # traces paths into nested models, with XLA too).
+    distiller.compile(keras.optimizers.SGD(0.1), run_eagerly=True)
+    logs = distiller.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    features = [
+        keras.Model(app.input, app.get_layer("expanded_conv_2_add").output)(
+            x, training=False
+        )
+        for app in (
+            model.get_layer("MobileNetV3Small") for model in (teacher, student)
+        )
+    ]
+    expected = np_at(*(keras.ops.convert_to_numpy(f) for f in features), 2)
+    np.testing.assert_allclose(
+        logs["distillation_loss"], expected.mean(), rtol=1e-4
+    )
+    before = [student.get_weights(), teacher.get_weights()]
+    distiller.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    trained = [
+        name
+        for name, old, new in zip(
+            (w.path for w in student.weights),
+            before[0],
+            student.get_weights(),
+            strict=True,
+        )
+        if not np.array_equal(old, new)
+    ]
+    # The stem and the first blocks, up to the feature, and the batch
+    # statistics of every normalization.
+    assert any("expanded_conv_2_project/kernel" in name for name in trained)
+    assert any(
+        "expanded_conv_2_project_bn/moving_mean" in name for name in trained
+    )
+    for old, new in zip(before[1], teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)

@@ -4,6 +4,7 @@ the way the losses read them."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import FEATURES, make_data, make_mlp
 from references import values
 
@@ -155,3 +156,294 @@ def test_layers_of_walks_nested_models_in_order():
     model = nested_softmax()
     names = [layer.name for layer in views.layers_of(model)]
     assert names[1:] == ["inner", names[2], "hidden", "head"]
+
+
+# Layers of nested models, named by their paths ("inner/dense").
+
+
+def tensor(samples):
+    """`make_data`'s inputs, as a tensor: Keras warns when a NumPy array
+    is given to a model whose inputs are a list (the views')."""
+    return tf.constant(make_data(samples=samples)[0])
+
+
+def inner_model(kind):
+    """Dense "dense" (relu) then Dense "head", as a functional or a
+    Sequential model called "inner"."""
+    layers = [
+        keras.layers.Dense(6, activation="relu", name="dense"),
+        keras.layers.Dense(4, name="head"),
+    ]
+    if kind == "sequential":
+        return keras.Sequential(layers, name="inner")
+    inputs = keras.Input((5,))
+    return keras.Model(inputs, layers[1](layers[0](inputs)), name="inner")
+
+
+def nested_model(inner, outer="functional", activation=None):
+    """Dense "pre" -> `inner` -> Dense "out", as a functional or a
+    Sequential model called "model"."""
+    pre = keras.layers.Dense(5, name="pre")
+    out = keras.layers.Dense(3, activation=activation, name="out")
+    if outer == "sequential":
+        return keras.Sequential(
+            [keras.Input((FEATURES,)), pre, inner, out], name="model"
+        )
+    inputs = keras.Input((FEATURES,), name="x")
+    return keras.Model(inputs, out(inner(pre(inputs))), name="model")
+
+
+def nested_by_hand(model, x):
+    """`(pre, inner/dense, inner, out before its activation)`, in numpy."""
+    w_pre, b_pre, w1, b1, w2, b2, w_out, b_out = model.get_weights()
+    pre = values(x) @ w_pre + b_pre
+    dense = np.maximum(pre @ w1 + b1, 0)
+    inner = dense @ w2 + b2
+    return pre, dense, inner, inner @ w_out + b_out
+
+
+@pytest.mark.parametrize("outer", ["functional", "sequential"])
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_layers_of_a_nested_model_are_read_by_path(kind, outer):
+    model = nested_model(inner_model(kind), outer)
+    weights, layers = len(model.weights), [layer.name for layer in model.layers]
+    names = ["inner/dense", "pre", "inner", "inner/head", "inner/dense"]
+    x = tensor(samples=5)
+    outputs = views.ModelView(model, names, "student")(x)
+    pre, dense, inner, out = nested_by_hand(model, x)
+    for feature, expected in zip(
+        outputs.features, [dense, pre, inner, inner, dense], strict=True
+    ):
+        np.testing.assert_allclose(values(feature), expected, rtol=1e-5)
+    np.testing.assert_allclose(values(outputs.output), out, rtol=1e-5)
+    np.testing.assert_allclose(values(outputs.logits), out, rtol=1e-5)
+    assert views.feature_shape(model, "inner/dense") == (6,)
+    assert views.feature_shape(model, "inner") == (4,)
+    assert tuple(views.layer_output(model, "inner/head", "student").shape) == (
+        None,
+        4,
+    )
+    # Nothing was added to the model.
+    assert len(model.weights) == weights
+    assert [layer.name for layer in model.layers] == layers
+
+
+@pytest.mark.parametrize("names", [["pre"], ["inner/dense"]])
+def test_a_model_built_with_a_list_of_one_output_is_read(names):
+    inputs = keras.Input((FEATURES,))
+    pre = keras.layers.Dense(5, name="pre")(inputs)
+    logits = keras.layers.Dense(3)(inner_model("functional")(pre))
+    model = keras.Model([inputs], [keras.layers.Softmax()(logits)])
+    x = tensor(samples=4)
+    outputs = views.ModelView(model, names, "student")(x)
+    np.testing.assert_allclose(
+        values(outputs.output), values(model(x)), rtol=1e-6
+    )
+    expected = keras.Model(inputs, logits)(x)
+    np.testing.assert_allclose(
+        values(outputs.logits), values(expected), rtol=1e-5
+    )
+
+
+def test_paths_go_down_any_depth():
+    inputs = keras.Input((5,))
+    middle = keras.Model(inputs, inner_model("functional")(inputs), name="b")
+    inputs = keras.Input((5,))
+    model = nested_model(keras.Model(inputs, middle(inputs), name="inner"))
+    # model -> inner (functional) -> b (functional) -> inner (functional).
+    assert model.get_layer("inner").get_layer("b").get_layer("inner")
+    x = tensor(samples=5)
+    outputs = views.ModelView(
+        model, ["inner/b/inner/dense", "inner/b"], "teacher"
+    )(x)
+    _, dense, inner, out = nested_by_hand(model, x)
+    np.testing.assert_allclose(values(outputs.features[0]), dense, rtol=1e-5)
+    np.testing.assert_allclose(values(outputs.features[1]), inner, rtol=1e-5)
+    np.testing.assert_allclose(values(outputs.output), out, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_the_graph_logits_are_read_with_paths(activation):
+    model = nested_model(inner_model("functional"), activation=activation)
+    out = model.get_layer("out")
+    kernel, bias = out.get_weights()
+    out.set_weights([50 * kernel, bias])
+    x = tensor(samples=5)
+    view = views.ModelView(model, ["inner/dense"], "teacher")
+    outputs = view(x)
+    _, dense, _, logits = nested_by_hand(model, x)
+    assert view._reads_logits
+    np.testing.assert_allclose(
+        values(outputs.logits), logits, rtol=1e-5, atol=1e-4
+    )
+    np.testing.assert_allclose(values(outputs.features[0]), dense, rtol=1e-5)
+
+
+def regularized_model():
+    """A nested Sequential of Dense, BatchNormalization and Dropout."""
+    inner = keras.Sequential(
+        [
+            keras.layers.Dense(16, name="dense"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dropout(0.5, name="drop"),
+        ],
+        name="inner",
+    )
+    inputs = keras.Input((FEATURES,))
+    return keras.Model(inputs, keras.layers.Dense(3)(inner(inputs)))
+
+
+def test_training_reaches_the_layers_of_nested_models():
+    model = regularized_model()
+    x = tensor(samples=32)
+    view = views.ModelView(model, ["inner/bn", "inner/drop"], "student")
+    bn = model.get_layer("inner").get_layer("bn")
+    kernel, bias = model.get_layer("inner").get_layer("dense").get_weights()
+    dense = values(x) @ kernel + bias
+    inference = view(x, training=False)
+    np.testing.assert_allclose(
+        values(inference.features[0]), dense / np.sqrt(1 + 1e-3), rtol=1e-5
+    )
+    np.testing.assert_array_equal(
+        values(inference.features[1]), values(inference.features[0])
+    )
+    np.testing.assert_array_equal(values(bn.moving_mean), 0)
+    training = view(x, training=True)
+    normalized = (dense - dense.mean(0)) / np.sqrt(dense.var(0) + 1e-3)
+    np.testing.assert_allclose(
+        values(training.features[0]), normalized, rtol=1e-4, atol=1e-5
+    )
+    dropped = values(training.features[1])
+    assert 0.3 < np.mean(dropped == 0) < 0.7
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], 2 * normalized[kept], rtol=1e-4)
+    # The model's own batch statistics moved.
+    np.testing.assert_allclose(
+        values(bn.moving_mean), 0.01 * dense.mean(0), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_gradients_through_a_path_reach_the_model_weights():
+    model = nested_model(inner_model("sequential"))
+    view = views.ModelView(model, ["inner/dense"], "student")
+    x = tensor(samples=5)
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(view(x, training=True).features[0])
+    gradients = tape.gradient(loss, model.trainable_variables)
+    # Dense "pre" and "inner/dense" feed the feature; the rest does not.
+    assert [g is not None for g in gradients] == [True] * 4 + [False] * 4
+
+
+def test_a_path_is_read_under_xla():
+    model = regularized_model()
+    view = views.ModelView(model, ["inner/drop"], "student")
+    x = tensor(samples=8)
+    read = tf.function(lambda x: view(x).features[0], jit_compile=True)
+    np.testing.assert_allclose(
+        values(read(x)), values(view(x).features[0]), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        (
+            "dense",
+            r"The student 'model' has no layer named 'dense'\. Its layers: "
+            r"x, pre, inner \(a model: name its layers as 'inner/<layer>', "
+            r"e\.g\. 'inner/dense'\), out\. Did you mean 'inner/dense'\?$",
+        ),
+        (
+            "nope",
+            r"no layer named 'nope'\. Its layers: x, pre, inner \(a model: "
+            r"name its layers as 'inner/<layer>', e\.g\. 'inner/dense'\), "
+            r"out\.$",
+        ),
+        (
+            "inner/nope",
+            r"The student 'model' has no layer named 'inner/nope': 'inner' "
+            r"has no layer named 'nope'\. Its layers: dense, head\.$",
+        ),
+        (
+            "pre/dense",
+            r"no layer named 'pre/dense': 'pre' is a Dense layer, not a "
+            r"model with layers of its own\. Did you mean 'inner/dense'\?",
+        ),
+        ("inner/", r"joined by '/' \(e\.g\. 'backbone/conv_1'\)\. Received"),
+    ],
+)
+def test_a_wrong_path_is_named_with_the_layers_where_it_was_looked_for(
+    name, match
+):
+    model = nested_model(inner_model("sequential"))
+    with pytest.raises(ValueError, match=match):
+        views.layer_output(model, name, "student")
+    with pytest.raises(ValueError, match=match):
+        views.ModelView(model, ["inner/dense", name], "student")
+
+
+def test_a_subclassed_nested_model_is_refused_by_path():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__(name="inner")
+            self.dense = keras.layers.Dense(4, name="dense")
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = nested_model(Subclassed())
+    with pytest.raises(
+        TypeError, match="student's model 'inner' is a subclassed"
+    ):
+        views.ModelView(model, ["inner/dense"], "student")
+    # Its output is read all the same.
+    x = tensor(samples=3)
+    outputs = views.ModelView(model, ["inner"], "student")(x)
+    inner = keras.Model(model.inputs, model.get_layer("inner").output)
+    np.testing.assert_allclose(
+        values(outputs.features[0]), values(inner(x)), rtol=1e-6
+    )
+
+
+def test_a_layer_of_a_keras_application_is_named_by_its_path():
+    inputs = keras.Input((32, 32, 3), name="image")
+    flipped = keras.Sequential(
+        [keras.layers.RandomFlip("horizontal")], name="augment"
+    )(inputs)
+    application = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3),
+        weights=None,
+        classes=10,
+        classifier_activation=None,
+    )
+    model = keras.Model(inputs, application(flipped), name="student")
+    with pytest.raises(ValueError) as error:
+        views.layer_output(model, "expanded_conv_2_add", "student")
+    assert str(error.value) == (
+        "The student 'student' has no layer named 'expanded_conv_2_add'. "
+        "Its layers: image, augment (a model: name its layers as "
+        "'augment/<layer>', e.g. 'augment/random_flip'), MobileNetV3Small "
+        "(a model: name its layers as 'MobileNetV3Small/<layer>', e.g. "
+        "'MobileNetV3Small/expanded_conv_2_add'). Did you mean "
+        "'MobileNetV3Small/expanded_conv_2_add'?"
+    )
+    path = "MobileNetV3Small/expanded_conv_2_add"
+    assert views.feature_shape(model, path, "student") == (4, 4, 24)
+    assert views.feature_shape(model, "MobileNetV3Small") == (10,)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
+    x = tf.constant(x, "float32")
+    outputs = views.ModelView(model, [path, "MobileNetV3Small"], "student")(x)
+    inner = application.get_layer("expanded_conv_2_add").output
+    expected = keras.Model(application.input, inner)(x)
+    np.testing.assert_allclose(
+        values(outputs.features[0]), values(expected), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        values(outputs.features[1]), values(outputs.output), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        values(outputs.output),
+        values(model(x, training=False)),
+        rtol=1e-5,
+        atol=1e-5,
+    )

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, CountingDistiller, make_data, make_mlp
+from conftest import CLASSES, FEATURES, CountingDistiller, make_data, make_mlp
 from references import np_kd, np_softmax
 
 import kd_keras
@@ -483,3 +483,34 @@ def test_the_caching_pass_traces_the_teacher_once(teacher):
     x, _ = make_data()
     distiller.with_teacher_outputs(x, batch_size=20, verbose=0)
     assert distiller._source._function.experimental_get_tracing_count() == 1
+
+
+def nested_mlp(units, name):
+    """`make_mlp` called inside an outer model, as "mlp"."""
+    inputs = keras.Input((FEATURES,))
+    return keras.Model(inputs, make_mlp(units, "mlp")(inputs), name=name)
+
+
+def test_layers_of_nested_models_are_cached_by_path(data):
+    x, y = data
+    weights = []
+    for cache_mode in (True, False):
+        keras.utils.set_random_seed(1)
+        teacher, student = nested_mlp(32, "teacher"), nested_mlp(16, "student")
+        t, s = (m.get_layer("mlp").layers[1].name for m in (teacher, student))
+        distiller = kd_keras.Distiller(
+            teacher,
+            student,
+            [
+                kd_keras.losses.KD(),
+                kd_keras.losses.FitNet(f"mlp/{t}", f"mlp/{s}"),
+            ],
+            cache=cache_mode,
+        )
+        distiller.compile(keras.optimizers.SGD(0.1))
+        distiller.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        weights.append(student.get_weights())
+        if cache_mode:
+            # Logits and the 32 features of the teacher's "mlp/<hidden>".
+            assert distiller.teacher_cache_nbytes == len(x) * (CLASSES + 32) * 4
+    assert_same_weights(*weights)

@@ -490,3 +490,77 @@ def test_schemes_without_a_teacher_step_refuse_a_store(teacher, data, tmp_path):
                 fit_kwargs={},
                 cache=store,
             )
+
+
+MOBILENET_LAYER = "MobileNetV3Small/expanded_conv_2_add"
+
+
+def augmented_mobilenet():
+    """A MobileNetV3Small behind a random flip, as Keras users build them."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    flipped = keras.Sequential(
+        [keras.layers.RandomFlip("horizontal")], name="augment"
+    )(inputs)
+    outputs = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3),
+        weights=None,
+        classes=CLASSES,
+        classifier_activation=None,
+    )(flipped)
+    return keras.Model(inputs, outputs, name="teacher")
+
+
+def test_features_inside_nested_models_are_stored_by_path(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = np.arange(8) % CLASSES
+    keras.utils.set_random_seed(0)
+    teacher = augmented_mobilenet()
+    store = build(
+        teacher,
+        (x, y),
+        tmp_path / "store",
+        teacher_layers=[MOBILENET_LAYER],
+        dtype="float32",
+    )
+    manifest = json.loads((tmp_path / "store" / MANIFEST).read_text())
+    assert manifest["teacher_layers"] == [MOBILENET_LAYER]
+    assert TeacherStore(tmp_path / "store").teacher_layers == (MOBILENET_LAYER,)
+    batch = next(
+        iter(
+            store.dataset(
+                batch_size=8, shuffle=False, teacher_layers=[MOBILENET_LAYER]
+            )
+        )
+    )
+    app = teacher.get_layer("MobileNetV3Small")
+    feature = keras.Model(
+        app.input, app.get_layer("expanded_conv_2_add").output
+    )
+    np.testing.assert_allclose(
+        batch[0][teacher_cache.TEACHER_OUTPUTS]["feature_0"],
+        feature(x, training=False),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    # A student distils it from the store: 4x4 maps, as the teacher's.
+    inputs = keras.Input((32, 32, 3))
+    maps = keras.Sequential(
+        [keras.layers.Conv2D(4, 8, strides=8, name="conv")], name="features"
+    )(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(maps)
+    student = keras.Model(inputs, keras.layers.Dense(CLASSES)(pooled))
+    distiller = kd_keras.Distiller(
+        teacher,
+        student,
+        [
+            kd_keras.losses.KD(),
+            kd_keras.losses.AttentionTransfer(MOBILENET_LAYER, "features/conv"),
+        ],
+        cache=store,
+    )
+    distiller.compile("adam")
+    before = student.get_weights()
+    history = distiller.fit(store, epochs=1, verbose=0)
+    assert np.isfinite(history.history["attention_transfer"][0])
+    assert not np.array_equal(before[0], student.get_weights()[0])
