@@ -181,6 +181,73 @@ def test_unknown_custom_object(tmp_path, suffix, monkeypatch):
     )
 
 
+def mobilenet_student():
+    """A model whose `.h5` file Keras 3.15 cannot rebuild."""
+    inputs = keras.Input((32, 32, 3))
+    augment = keras.Sequential([keras.layers.RandomFlip()], name="augment")
+    outputs = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3),
+        weights=None,
+        classes=10,
+        classifier_activation=None,
+    )(augment(inputs))
+    return keras.Model(inputs, outputs, name="student")
+
+
+def lambda_activation_model():
+    """A model Keras saves, in either format, but cannot rebuild."""
+    inputs = keras.Input((FEATURES,))
+    outputs = keras.layers.Dense(2, activation=lambda t: 2.0 * t)(inputs)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.filterwarnings("ignore:The object being serialized")
+@pytest.mark.parametrize(
+    "suffix,build,reason,remedy",
+    [
+        (
+            ".h5",
+            mobilenet_student,
+            "Only input tensors may be passed as positional arguments",
+            "save the model as .keras instead, or build it in code",
+        ),
+        (
+            ".keras",
+            lambda_activation_model,
+            "TypeError: Could not interpret activation function identifier",
+            "build the model in code",
+        ),
+    ],
+)
+def test_well_formed_file_keras_cannot_rebuild(
+    tmp_path, suffix, build, reason, remedy
+):
+    # Written by Keras itself: save_model would refuse to write it.
+    model = build()
+    path = tmp_path / f"student{suffix}"
+    model.save(path)
+    assert load_error(path) == (
+        f"{str(path)!r} is a well-formed {suffix} model file, but Keras "
+        f"3.15 cannot rebuild this model from it ({reason}); {remedy} and "
+        f"load these weights with model.load_weights({str(path)!r})."
+    )
+    # The remedy works: the weights load into the model built in code.
+    rebuilt = build()
+    rebuilt.load_weights(path)
+    x = np.random.default_rng(0).uniform(size=(2, *model.input_shape[1:]))
+    np.testing.assert_array_equal(
+        rebuilt.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+
+
+def test_damaged_weights_of_a_model_keras_rebuilds_are_corrupt(saved):
+    # The config rebuilds, the weights do not read: damaged, not a limit.
+    path = saved(".h5")
+    with h5py.File(path, "r+") as f:
+        del f["model_weights"]
+    assert "corrupt, truncated or not a Keras model" in load_error(path)
+
+
 @pytest.mark.parametrize("suffix", SUFFIXES)
 @pytest.mark.parametrize(
     "content,expected",

@@ -128,3 +128,156 @@ def test_saved_files_get_the_usual_mode(distiller, tmp_path):
     os.umask(umask)
     path = distiller.save_student(tmp_path / "student.h5")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- Files Keras cannot load back ----------------------------------------
+
+
+def mobilenet_student():
+    """A student whose `.h5` file Keras 3.15 cannot rebuild."""
+    inputs = keras.Input((32, 32, 3))
+    augment = keras.Sequential([keras.layers.RandomFlip()], name="augment")
+    outputs = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3),
+        weights=None,
+        classes=10,
+        classifier_activation=None,
+    )(augment(inputs))
+    return keras.Model(inputs, outputs, name="student")
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    return mobilenet_student()
+
+
+def images(samples=4):
+    rng = np.random.default_rng(0)
+    return rng.uniform(size=(samples, 32, 32, 3)).astype("float32")
+
+
+def refused_h5_message(path):
+    return (
+        "Keras 3.15 cannot load back the .h5 file of model 'student' (Only "
+        "input tensors may be passed as positional arguments), so nothing "
+        f"was written to {str(path)!r}: save it as .keras instead "
+        f"({str(path.with_suffix('.keras'))!r})."
+    )
+
+
+def test_h5_that_keras_cannot_load_back_is_refused(mobilenet, tmp_path):
+    path = tmp_path / "student.h5"
+    with pytest.raises(ValueError) as info:
+        saving.save_model(mobilenet, path)
+    assert str(info.value) == refused_h5_message(path)
+    # Neither the file, nor the temporary one, nor the .keras trial.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refused_save_keeps_the_existing_file(mobilenet, tmp_path):
+    path = saving.save_model(make_mlp(4, "old"), tmp_path / "student.h5")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="cannot load back the .h5 file"):
+        saving.save_model(mobilenet, path, overwrite=True)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["student.h5"]
+
+
+def test_keras_format_holds_what_h5_cannot(mobilenet, tmp_path):
+    path = saving.save_model(mobilenet, tmp_path / "student.keras")
+    reloaded = kd_keras.load_student(path)
+    x = images()
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0),
+        mobilenet.predict(x, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["student.keras"]
+
+
+def test_save_student_refuses_an_unloadable_h5(mobilenet, tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    h = keras.layers.GlobalAveragePooling2D()(inputs)
+    teacher = keras.Model(inputs, keras.layers.Dense(10)(h), name="teacher")
+    distiller = kd_keras.Distiller(teacher, mobilenet)
+    path = tmp_path / "student.h5"
+    with pytest.raises(ValueError) as info:
+        distiller.save_student(path)
+    assert str(info.value) == refused_h5_message(path)
+    assert list(tmp_path.iterdir()) == []
+    path = distiller.save_student(tmp_path / "student.keras")
+    assert kd_keras.load_student(path).count_params() == (
+        mobilenet.count_params()
+    )
+
+
+def lambda_activation_model():
+    inputs = keras.Input((FEATURES,))
+    outputs = keras.layers.Dense(2, activation=lambda t: 2.0 * t)(inputs)
+    return keras.Model(inputs, outputs, name="doubling")
+
+
+@pytest.mark.filterwarnings("ignore:The object being serialized")
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_model_no_format_holds_is_refused(tmp_path, suffix):
+    # Keras writes a lambda activation, but rebuilds it under no safe_mode.
+    path = tmp_path / f"doubling{suffix}"
+    with pytest.raises(ValueError) as info:
+        saving.save_model(lambda_activation_model(), path)
+    either = "it does not load back from .keras either; " * (suffix == ".h5")
+    assert str(info.value) == (
+        f"Keras 3.15 cannot load back the {suffix} file of model 'doubling' "
+        "(TypeError: Could not interpret activation function identifier), "
+        f"so nothing was written to {str(path)!r}: {either}make the model "
+        "serializable (named functions rather than lambdas; custom layers "
+        "whose get_config returns every argument of their __init__)."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_file_missing_weights_is_refused(tmp_path, monkeypatch, suffix):
+    smaller = make_mlp(2, "smaller")
+    monkeypatch.setattr(
+        keras.models, "load_model", lambda *args, **kwargs: smaller
+    )
+    path = tmp_path / f"m{suffix}"
+    with pytest.raises(ValueError) as info:
+        saving.save_model(make_mlp(4, "m"), path)
+    assert (
+        "(it comes back with 30 parameters in 4 weights, not 56 in 4), so "
+        f"nothing was written to {str(path)!r}"
+    ) in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Unregistered(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_unregistered_custom_layer_still_saves(tmp_path, suffix):
+    # The file is sound: load_student names the class to register.
+    inputs = keras.Input((FEATURES,))
+    model = keras.Model(inputs, Unregistered()(inputs))
+    path = saving.save_model(model, tmp_path / f"custom{suffix}")
+    with pytest.raises(ValueError, match="custom object.*Unregistered"):
+        kd_keras.load_student(path)
+    custom_objects = {"Unregistered": Unregistered}
+    reloaded = kd_keras.load_student(path, custom_objects=custom_objects)
+    x, _ = make_data(samples=4)
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), 2.0 * x)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_plain_mlp_saves_and_loads_as_before(tmp_path, suffix):
+    model = make_mlp(4, "mlp")
+    path = saving.save_model(model, tmp_path / f"mlp{suffix}")
+    assert [p.name for p in tmp_path.iterdir()] == [f"mlp{suffix}"]
+    x, _ = make_data(samples=8)
+    np.testing.assert_array_equal(
+        kd_keras.load_student(path).predict(x, verbose=0),
+        model.predict(x, verbose=0),
+    )
