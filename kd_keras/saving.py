@@ -100,12 +100,12 @@ class ReliableSaving:
 
 
 def save_model(model, path, overwrite=False):
-    """Saves `model` to `path` atomically (see `atomic_path`), and only if
-    Keras loads the file back.
+    """Saves `model` to `path` atomically, if Keras can load it back.
 
-    Before the file written takes the place of `path`, it is loaded back
-    (as `load_student` would) and must hold as many weights and parameters
-    as `model`. Keras cannot rebuild some models from the legacy `.h5`
+    The write is atomic (see `kd_keras.files.atomic_path`). Before the
+    file written takes the place of `path`, it is loaded back (as
+    `load_student` would) and must hold as many weights and parameters as
+    `model`. Keras cannot rebuild some models from the legacy `.h5`
     format (`keras.applications.MobileNetV3Small`, for one); such a file is
     deleted and `path` left as it was. The check costs a load: 20-50 ms
     for a small MLP, 0.5-1.2 s for a MobileNetV3Small saved as `.keras`
@@ -132,15 +132,51 @@ def save_model(model, path, overwrite=False):
     """
     path = Path(path)
     check_extension(path)
+    with atomic_path(path, overwrite) as tmp:
+        _save_checked(model, tmp, path)
+    return path
+
+
+def check_format(model, path):
+    """Checks, without writing `path`, that `save_model` could save there.
+
+    Raises the `ValueError` of `save_model` if Keras could not load `model`
+    back from a file of `path`'s format. For a check before training: the
+    model is saved to a trial file beside `path`, loaded back and deleted.
+
+    Args:
+        model: The `keras.Model` to save later.
+        path: Its destination, ending in `.keras`, `.h5` or `.hdf5`.
+
+    Example:
+
+    ```python
+    kd_keras.saving.check_format(student, "student.h5")  # before fit
+    ```
+    """
+    path = Path(path)
+    check_extension(path)
+    handle, trial = tempfile.mkstemp(
+        prefix=".", suffix=f".trial{path.suffix}", dir=path.parent
+    )
+    os.close(handle)
+    try:
+        _save_checked(model, trial, path)
+    finally:
+        os.unlink(trial)
+
+
+def _save_checked(model, filepath, path):
+    """Saves `model` to `filepath` and loads it back; raises, naming
+    `path`, the destination, if Keras cannot."""
     # A deployed student needs no optimizer state; `.keras` always has it.
     options = {} if path.suffix == ".keras" else {"include_optimizer": False}
     compat.cache_saving_skipsets()
-    with atomic_path(path, overwrite) as tmp, _quiet_hdf5_notice():
-        model.save(tmp, **options)
-        reason = _load_back_failure(model, tmp)
-        if reason is not None:
-            raise _unloadable_save(model, path, reason)
-    return path
+    with _quiet_hdf5_notice():
+        model.save(filepath, **options)
+        reason = _load_back_failure(model, filepath)
+    if reason is not None:
+        raise _unloadable_save(model, path, reason)
 
 
 # Keras' version as its messages should name it, e.g. "3.15".
@@ -498,6 +534,7 @@ def load_student(path, safe_mode=True, compile=False, custom_objects=None):
 __all__ = [
     "ReliableSaving",
     "save_model",
+    "check_format",
     "save_weights",
     "load_student",
 ]

@@ -298,19 +298,20 @@ def check_y(name, y, output_shape):
         )
 
 
-def check_fits(model, role, x, y):
-    """Raises a `ValueError` unless `model` was made for the data set
-    `(x, y)`: its inputs take the samples of `x`, and it has one output per
-    class of `y`.
+def check_fits(model, role, sample_shape, classes):
+    """Raises a `ValueError` unless `model` was made for a data set whose
+    samples have `sample_shape` and whose labels are `classes` classes:
+    its inputs take the samples, and it has one output per class.
 
     Args:
         model: A loaded `keras.Model`.
         role: What it is, for the messages (`"student"`, `"teacher t.h5"`).
-        x: The samples, an array.
-        y: Their class indices, an array.
+        sample_shape: The shape of one sample.
+        classes: The number of classes.
     """
-    check_x(model, x, "the dataset", f"the {role}")
-    classes = int(np.max(y)) + 1
+    check_sample_shape(
+        "the dataset", sample_shape, f"the {role}", model.input_shape[1:]
+    )
     outputs = output_shape(model, role)
     if outputs is not None and outputs[-1] != classes:
         raise ValueError(
@@ -361,8 +362,15 @@ def check_dataset_labels(name, dataset, output_shape):
             element if len(element) > 1 else element[0]
         )
         labels = tf.cast(tf.reshape(y, [-1]), tf.float32)
-        valid = (labels == UNLABELLED) | (
-            (labels >= 0) & (labels < classes) & (tf.floor(labels) == labels)
+        # NaN and Inf are the step's to report (`kd_keras.finite`).
+        valid = (
+            (labels == UNLABELLED)
+            | ~tf.math.is_finite(labels)
+            | (
+                (labels >= 0)
+                & (labels < classes)
+                & (tf.floor(labels) == labels)
+            )
         )
         bad = tf.boolean_mask(labels, tf.logical_not(valid))
         with tf.control_dependencies(

@@ -170,18 +170,18 @@ def test_emptiness_of_arrays_and_datasets():
 
 def test_a_model_fits_a_dataset():
     model = make_mlp(8, "student")
-    x, y = make_data()
-    validation.check_fits(model, "student", x, y)
+    x, _ = make_data()
+    validation.check_fits(model, "student", x.shape[1:], 4)
     with pytest.raises(
         ValueError,
         match=r"^the dataset has samples of shape \(7,\), but the inputs of "
         r"the student have shape \(8,\)\.$",
     ):
-        validation.check_fits(model, "student", x[:, :7], y)
+        validation.check_fits(model, "student", (7,), 4)
     with pytest.raises(
         ValueError, match="^The student has 4 outputs, but the dataset has 6"
     ):
-        validation.check_fits(model, "student", x, np.append(y, 5))
+        validation.check_fits(model, "student", x.shape[1:], 6)
 
 
 def test_sample_shapes_with_unknown_dimensions():

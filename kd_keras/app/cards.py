@@ -14,15 +14,21 @@ from kd_keras.files import atomic_path
 
 
 def card_path(model_path):
-    """`student.h5` -> `student.json`."""
-    return Path(model_path).with_suffix(".json")
+    """`student.h5` -> `student.h5.json`: one card per saved file, so that
+    `student.keras` and `student.h5` each have their own."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".json")
 
 
 def architecture(model):
-    """A one-line description of `model`'s layers, e.g. `Dense(128) ...`."""
+    """A one-line description of `model`'s layers, e.g. `Dense(128) ...`;
+    a nested model (a Keras Application) by its name."""
     parts = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model):
+            parts.append(layer.name)
             continue
         size = getattr(layer, "units", None) or getattr(layer, "filters", None)
         parts.append(
@@ -45,7 +51,9 @@ def make_card(
         "architecture": architecture(model),
         "input_shape": list(model.input_shape[1:]),
         "parameters": int(model.count_params()),
-        "test_accuracy": round(float(accuracy), 4),
+        "test_accuracy": None
+        if accuracy is None
+        else round(float(accuracy), 4),
         "method": method,
         "hyperparameters": hyperparameters,
         "seed": seed,

@@ -213,7 +213,12 @@ def run(
             verbose,
         )
     else:
-        check_fits(teacher, "teacher", *train)
+        check_fits(
+            teacher,
+            "teacher",
+            train[0].shape[1:],
+            datasets.num_classes(train[1]),
+        )
         print(f"[1/2] Using the given teacher {teacher.name!r}.")
         settings.pop("teacher_epochs")
         settings["teacher"] = teacher.name

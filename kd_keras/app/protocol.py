@@ -139,13 +139,25 @@ def early_stopping(patience, monitor="val_accuracy"):
     )
 
 
-def fit(model, x, y, validation, settings, seed, verbose):
+def _fit_arguments(train):
+    """`(x, y)` for `fit`: arrays `(x, y)`, or a dataset (or a
+    `TeacherStore`) that holds its labels, and whether Keras shuffles
+    them (a dataset shuffles itself: Keras warns if asked)."""
+    if isinstance(train, tuple):
+        return (*train, True)
+    return train, None, False
+
+
+def fit(model, train, validation, settings, seed, verbose):
     """Fits `model` under the protocol: `settings["epochs"]` at most,
-    stopping early on `validation`, from `seed`."""
+    stopping early on `validation`, from `seed`. `train` is `(x, y)` or a
+    dataset."""
     keras.utils.set_random_seed(seed)
+    x, y, shuffle = _fit_arguments(train)
     return model.fit(
         x,
         y,
+        shuffle=shuffle,
         epochs=settings["epochs"],
         batch_size=settings["batch_size"],
         validation_data=validation,
@@ -154,10 +166,29 @@ def fit(model, x, y, validation, settings, seed, verbose):
     )
 
 
+def fit_teacher(teacher, train, validation, epochs, batch_size, seed, verbose):
+    """Trains `teacher` on the labels for `epochs` (no early stopping: a
+    teacher is trained to its budget); `train` is `(x, y)` or a dataset."""
+    keras.utils.set_random_seed(seed)
+    teacher.compile("adam", hard_loss(), metrics=["accuracy"])
+    x, y, shuffle = _fit_arguments(train)
+    teacher.fit(
+        x,
+        y,
+        shuffle=shuffle,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        verbose=verbose,
+    )
+    return teacher
+
+
 def train_teacher(
     data, architecture=None, epochs=30, batch_size=64, seed=0, verbose=0
 ):
-    """Trains a built-in teacher on `data` and returns it."""
+    """Trains a built-in teacher on `data`, `((x, y), validation)` arrays,
+    and returns it."""
     (x_train, y_train), validation = data
     keras.utils.set_random_seed(seed)
     teacher = models.build(
@@ -166,16 +197,15 @@ def train_teacher(
         x_train.shape[1:],
         datasets.num_classes(y_train),
     )
-    teacher.compile("adam", hard_loss(), metrics=["accuracy"])
-    teacher.fit(
-        x_train,
-        y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_data=validation,
-        verbose=verbose,
+    return fit_teacher(
+        teacher,
+        (x_train, y_train),
+        validation,
+        epochs,
+        batch_size,
+        seed,
+        verbose,
     )
-    return teacher
 
 
 def new_student(data, architecture=None, seed=0):
@@ -206,7 +236,8 @@ def distill(
     Args:
         teacher: The trained teacher.
         student: The student to train.
-        data: `((x, y), (x_val, y_val))`.
+        data: `(train, validation)`: `train` is `(x, y)`, a dataset or a
+            `TeacherStore`, `validation` as `fit` takes it.
         settings: `epochs` (at most), `patience`, `batch_size`, `alpha`
             and `temperature`.
         seed: Seed of the data order. Defaults to `0`.
@@ -230,8 +261,8 @@ def distill(
         cache=cache,
     )
     distiller.compile("adam", metrics=["accuracy"])
-    (x, y), validation = data
-    return fit(distiller, x, y, validation, settings, seed, verbose)
+    train, validation = data
+    return fit(distiller, train, validation, settings, seed, verbose)
 
 
 def train_student(role, initial, teacher, data, settings, seed=0, verbose=0):
@@ -274,5 +305,5 @@ def train_student(role, initial, teacher, data, settings, seed=0, verbose=0):
         else:
             targets = evaluation.predict_classes(teacher, x)
             targets[labelled] = y[labelled]
-    history = fit(model, x, targets, validation, settings, seed, verbose)
+    history = fit(model, (x, targets), validation, settings, seed, verbose)
     return student, history.history

@@ -142,8 +142,8 @@ def run(
         teacher: The trained teacher.
         student: The student whose initial weights every trial starts
             from (it is not changed).
-        data: `((x_train, y_train), (x_test, y_test))`, as
-            `kd_keras.datasets.load` returns them.
+        data: An `app.data.Data` whose parts are arrays in memory
+            (`Data.in_memory`).
         run_dir: The run folder.
         trials: Number of trials (Hyperband sets its own). Defaults to 10.
         epochs: Most epochs a trial trains. Defaults to the demo's, per
@@ -164,13 +164,14 @@ def run(
     """
     run_dir = Path(run_dir)
     settings = protocol.settings_for(
-        protocol.default_architecture(data[0][0]),
+        data.architecture,
         epochs=epochs,
         patience=patience,
         batch_size=batch_size,
     )
-    train, validation, everything = protocol.split(data, None, seed)
-    (x_val, y_val), (x_test, y_test) = validation, data[1]
+    train, validation = data.train, data.validation
+    everything = np.arange(len(train[1]))
+    (x_val, y_val), (x_test, y_test) = validation, data.test
 
     print(
         f"[1/3] Diagnosis: a student trained alone for at most "
@@ -188,7 +189,8 @@ def run(
     teacher_val = evaluation.accuracy(teacher, x_val, y_val)
     scratch_val = evaluation.accuracy(scratch, x_val, y_val)
     logits = views.to_logits(
-        evaluation.outputs(teacher, train[0]), views.output_activation(teacher)
+        evaluation.outputs(teacher, data.distillation[0]),
+        views.output_activation(teacher),
     )
     lines, off_top = soft_target_lines(logits, tuning.TEMPERATURES)
     diagnosis = [
@@ -210,7 +212,7 @@ def run(
     best = tuning.tune(
         teacher,
         lambda hp: models.copy_model(student, "student"),
-        *train,
+        *data.distillation,
         validation_data=validation,
         tuner=tuner,
         max_trials=trials,

@@ -26,7 +26,7 @@ def test_card_describes_the_saved_model(tmp_path):
     assert card["test_accuracy"] == 0.9123 and card["seed"] == 7
     assert card["role"] == "student" and card["method"] == "kd"
     written = cards.write_json(cards.card_path(path), card)
-    assert written.name == "student.json"
+    assert written.name == "student.h5.json"
     assert cards.read_card(path) == json.loads(written.read_text())
 
 

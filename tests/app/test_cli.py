@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import kd_keras as kd_keras_module
-from kd_keras.app import cli
+from kd_keras.app import cards, cli
 from kd_keras.app.commands import COMMANDS
 from kd_keras.saving import load_student as kd_keras_load
 
@@ -93,7 +93,7 @@ def teacher(workdir):
 
 
 def test_train_teacher_writes_model_and_card(teacher):
-    card = json.loads(teacher.with_suffix(".json").read_text())
+    card = json.loads(cards.card_path(teacher).read_text())
     assert card["dataset"] == "tiny.npz" and card["seed"] == 0
     assert card["test_accuracy"] > 0.8
     assert card["parameters"] > 0 and card["file_bytes"] > 0
@@ -122,7 +122,7 @@ def student(workdir, teacher):
 
 
 def test_distill_writes_student_and_card(student):
-    card = json.loads(student.with_suffix(".json").read_text())
+    card = json.loads(cards.card_path(student).read_text())
     assert card["method"] == "kd"
     assert card["hyperparameters"]["temperature"] == 2.0
     assert card["hyperparameters"]["alpha"] == 0.5
@@ -256,7 +256,7 @@ def test_demo_and_report(workdir):
     assert "15 labelled samples, 177 unlabelled" in result.stdout
     models = sorted(p.name for p in (workdir / "models").iterdir())
     assert models == sorted(
-        f"demo_tiny_{role}.{ext}" for ext in ("h5", "json") for role in roles
+        f"demo_tiny_{role}.{ext}" for ext in ("h5", "h5.json") for role in roles
     )
     plots = [
         workdir / "run" / name
@@ -311,7 +311,7 @@ def run_main(capsys, *args):
                 "--output",
                 "teacher.h5",
             ),
-            "teacher.h5, teacher.json exist; pass --overwrite",
+            "teacher.h5, teacher.h5.json exist; pass --overwrite",
         ),
         (("report", "."), "is not a run folder"),
         (
@@ -424,7 +424,7 @@ def test_demo_with_a_given_teacher(workdir, teacher, monkeypatch, capsys):
     record = json.loads((workdir / "given_run" / "run.json").read_text())
     assert (
         record["models"][0]["parameters"]
-        == json.loads(teacher.with_suffix(".json").read_text())["parameters"]
+        == json.loads(cards.card_path(teacher).read_text())["parameters"]
     )
     status, err = run_main(
         capsys, "demo", "--dataset", "digits", "--teacher", teacher
@@ -489,7 +489,7 @@ def test_distill_with_a_method_and_its_parameters(
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
-    card = json.loads((workdir / output).with_suffix(".json").read_text())
+    card = json.loads(cards.card_path(workdir / output).read_text())
     assert card["method"] == method
     assert card["hyperparameters"]["parameters"] == expected
     # DKD's own alpha does not replace the hard-label weight.
@@ -527,7 +527,7 @@ def test_distill_with_a_scheme(workdir, teacher, method, params, teachers):
     assert result.returncode == 0, result.stderr
     # Early stopping watches a metric the method logs.
     assert not [w for w in caught if "Early stopping" in str(w.message)]
-    card = json.loads((workdir / output).with_suffix(".json").read_text())
+    card = json.loads(cards.card_path(workdir / output).read_text())
     assert card["method"] == method
     assert len(card["hyperparameters"]["teacher"]) == teachers
     assert kd_keras_load(workdir / output).name == "mlp_student"
@@ -551,7 +551,7 @@ def test_tune(workdir, teacher):
     assert len(lines) == 4
     for plot in ("heatmap.png", "progress.png"):
         assert (run / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    card = json.loads((workdir / "tuned.json").read_text())
+    card = json.loads((workdir / "tuned.h5.json").read_text())
     assert card["method"] in ("kd", "dist")
     assert {"temperature", "alpha", "learning_rate"} <= set(
         card["hyperparameters"]
@@ -566,7 +566,7 @@ def test_tune(workdir, teacher):
     # Run again, it refuses to replace the student before any work.
     again = kd_keras(*args, cwd=workdir)
     assert again.returncode == 1
-    assert "tuned.h5, tuned.json exist; pass --overwrite" in again.stderr
+    assert "tuned.h5, tuned.h5.json exist; pass --overwrite" in again.stderr
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from kd_keras import hyperparameters
+from kd_keras.datasets import NAMES as DATASETS
 
 
 def number(flag, check, convert=float):
@@ -83,13 +84,46 @@ def command(subparsers, name, help_text, description, examples, common=True):
     return parser
 
 
-def add_training(parser, dataset_default="digits"):
-    """`--dataset`, `--epochs`, `--batch-size`, `--seed`, `--overwrite`."""
+def image_size(text):
+    """`--image-size`: `32` or `32x48` (height x width)."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(
+            f"--image-size takes SIZE or HEIGHTxWIDTH. Received: {text!r}"
+        )
+    sizes = [positive_integer("--image-size")(part) for part in parts]
+    return (sizes[0], sizes[-1])
+
+
+def add_dataset(parser, what="the data"):
+    """`--dataset` (a name, a `.npz` file or a folder of images), and how
+    a folder's images are read: `--image-size`, `--color-mode`."""
     parser.add_argument(
         "--dataset",
-        default=dataset_default,
-        help=f"dataset name or .npz file (default: {dataset_default})",
+        default="digits",
+        help=f"{what}: a dataset name ({', '.join(DATASETS)}), a .npz "
+        "file, or a folder of images holding train/<class>/ and optionally "
+        "val/, test/ and unlabelled/ (default: digits)",
     )
+    parser.add_argument(
+        "--image-size",
+        type=image_size,
+        metavar="SIZE",
+        help="size the images of a folder are read at, SIZE or "
+        "HEIGHTxWIDTH (default: the first training image's)",
+    )
+    parser.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale", "rgba"),
+        default="rgb",
+        help="colour mode the images of a folder are read in (default: rgb)",
+    )
+
+
+def add_training(parser):
+    """`--dataset` and its options, `--epochs`, `--batch-size`, `--seed`,
+    `--overwrite`."""
+    add_dataset(parser)
     parser.add_argument(
         "--epochs",
         type=positive_integer("--epochs"),
@@ -154,7 +188,18 @@ def add_teachers(parser, required, help_text):
 
 
 def add_student(parser):
-    """`--student`."""
+    """`--student` and, for a Keras Application, `--weights`."""
     parser.add_argument(
-        "--student", required=True, help="a .h5/.keras file, or mlp or cnn"
+        "--student",
+        required=True,
+        help="a .h5/.keras file, a built-in mlp or cnn, or a Keras "
+        "Application (MobileNetV3Small, EfficientNetB0, MobileNetV2, ...) "
+        "for images",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("none", "imagenet"),
+        default="none",
+        help="starting weights of a Keras Application student: none (from "
+        "scratch, offline) or imagenet (downloaded by Keras) (default: none)",
     )

@@ -56,7 +56,15 @@ def add_arguments(parser):
 
 
 def run(args):
+    from kd_keras.app import data as app_data
     from kd_keras.app import demo, report
+
+    if app_data.is_folder(args.dataset):
+        raise ValueError(
+            "kd-keras demo plays its scenario (labels hidden from a labelled "
+            "data set) on a bundled dataset or a .npz file. For a folder of "
+            "images, train on it with kd-keras train-teacher and distill."
+        )
 
     teacher = models.load(args.teacher, args) if args.teacher else None
     record = demo.run(

@@ -143,23 +143,25 @@ def check_method(args, parameters):
 
 
 def run(args):
-    from kd_keras import datasets
+    from kd_keras.app import data as app_data
     from kd_keras.app import protocol
+    from kd_keras.saving import check_format
 
     models.check_output_free(args)
     parameters = method_parameters(args.param)
     check_method(args, parameters)
-    cache = "auto"
+    store = None
     if args.teacher_store:
         from kd_keras.teacher_outputs import TeacherStore
 
-        cache = TeacherStore(args.teacher_store)
-    data = datasets.load(args.dataset)
-    (x_train, y_train), _ = data
-    teacher = models.teacher(args, x_train, y_train)
+        store = TeacherStore(args.teacher_store)
+    data = app_data.load_for(args)
+    teacher = models.teacher(args, data)
     student = models.student(args, data)
+    # Before training: an --output format Keras cannot load it back from.
+    check_format(student, args.output)
     defaults = protocol.settings_for(
-        protocol.default_architecture(x_train),
+        data.architecture,
         temperature=args.temperature,
         alpha=args.alpha,
         epochs=args.epochs,
@@ -176,13 +178,23 @@ def run(args):
         "parameters": parameters,
         "teacher": [str(path) for path in args.teacher],
     }
-    train, validation, _ = protocol.split(data, None, args.seed)
+    train, cache = data.distillation, "auto"
+    if store is not None and data.is_folder:
+        # A pipeline is read in a new order each epoch: train from the
+        # store's own records, which hold the images and their labels.
+        train = store
+    elif store is not None:
+        cache = store
+    elif data.is_folder:
+        # The pipeline gives the same images each epoch (augment inside
+        # the model): the teacher runs once, not at every step.
+        cache = True
     if methods.REGISTRY[args.method].is_scheme:
         _train_scheme(
             args,
             teacher,
             student,
-            (train, validation),
+            (train, data.validation),
             settings,
             parameters,
             cache,
@@ -194,7 +206,7 @@ def run(args):
         protocol.distill(
             teacher,
             student,
-            (train, validation),
+            (train, data.validation),
             settings,
             args.seed,
             distillation_loss=losses,
@@ -217,6 +229,12 @@ def _train_scheme(args, teacher, student, data, settings, parameters, cache):
     if args.method == "dml":
         monitor = f"val_{student.name}_accuracy"
     train, validation = data
+    if not isinstance(train, tuple):
+        raise ValueError(
+            f"--method {args.method} trains on arrays in memory: use a "
+            "bundled dataset or a .npz file, or a loss method (kd, dkd, "
+            "...) on a folder of images."
+        )
     keras.utils.set_random_seed(args.seed)
     methods.train_scheme(
         args.method,

@@ -3,7 +3,7 @@ compared with the Keras model's."""
 
 from pathlib import Path
 
-from kd_keras.app.commands import models
+from kd_keras.app.commands import arguments, models
 from kd_keras.files import check_free
 
 HELP = "convert a model for deployment"
@@ -25,31 +25,36 @@ def add_arguments(parser):
         default="none",
         choices=("none", "float16", "dynamic", "int8"),
     )
-    parser.add_argument(
-        "--dataset",
-        default="digits",
-        help="test data, and int8 calibration data",
+    arguments.add_dataset(
+        parser, "the test data, and the int8 calibration's training data"
     )
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--overwrite", action="store_true")
 
 
 def run(args):
-    from kd_keras import datasets, export
+    from kd_keras import export
+    from kd_keras.app import data as app_data
     from kd_keras.app import evaluation
-    from kd_keras.validation import check_fits
 
     check_free([args.output], args.overwrite, models.OVERWRITE)
     model = models.load(args.model, args)
-    (x_train, _), (x_test, y_test) = datasets.load(args.dataset)
-    check_fits(model, "model", x_test, y_test)
-    flatbuffer = export.to_tflite(model, args.quantize, x_train)
+    data = app_data.load_for(args)
+    data.check_fits(model, "model")
+    train = data.train[0] if isinstance(data.train, tuple) else data.train
+    flatbuffer = export.to_tflite(model, args.quantize, train)
     path = export.write_bytes(args.output, flatbuffer, args.overwrite)
-    keras_accuracy = evaluation.accuracy(model, x_test, y_test)
-    tflite_accuracy = export.tflite_accuracy(flatbuffer, x_test, y_test)
-    print(
+    size = (
         f"{path}: {len(flatbuffer) / 1024:,.0f} KiB "
-        f"(Keras file {args.model.stat().st_size / 1024:,.0f} KiB); "
-        f"test accuracy TFLite {tflite_accuracy:.4f}, "
+        f"(Keras file {args.model.stat().st_size / 1024:,.0f} KiB)"
+    )
+    if data.test is None:
+        print(f"{size}; {data.name} has no test/ folder to score it on")
+        return
+    x, y = data.test if isinstance(data.test, tuple) else (data.test, None)
+    keras_accuracy = evaluation.accuracy(model, x, y)
+    tflite_accuracy = export.tflite_accuracy(flatbuffer, x, y)
+    print(
+        f"{size}; test accuracy TFLite {tflite_accuracy:.4f}, "
         f"Keras {keras_accuracy:.4f}"
     )

@@ -20,16 +20,18 @@ def load(path, args):
     return model
 
 
-def teacher(args, x_train, y_train):
-    """The `--teacher` model, the ensemble of several, or `None`."""
+def teacher(args, data):
+    """The `--teacher` model, the ensemble of several, or `None`; checked
+    against `data` (an `app.data.Data`), and against the pixels it is fed
+    (`check_inputs`)."""
     from kd_keras import teachers
-    from kd_keras.validation import check_fits
 
     if not args.teacher:
         return None
     loaded = [load(path, args) for path in args.teacher]
     for path, model in zip(args.teacher, loaded, strict=True):
-        check_fits(model, f"teacher {path}", x_train, y_train)
+        data.check_fits(model, f"teacher {path}")
+        check_inputs(model, f"teacher {path}", data)
     if len(loaded) == 1:
         return loaded[0]
     if len({model.name for model in loaded}) < len(loaded):
@@ -39,17 +41,56 @@ def teacher(args, x_train, y_train):
 
 
 def student(args, data):
-    """The `--student`: a new built-in model, or a file; checked against
-    the training data."""
-    from kd_keras.app import protocol
-    from kd_keras.validation import check_fits
+    """The `--student`: a new built-in model or Keras Application, or a
+    file; checked against `data`."""
+    from kd_keras import models
 
-    if args.student in ("mlp", "cnn"):
-        model = protocol.new_student(data, args.student, args.seed)
+    if args.student in models.ARCHITECTURES:
+        model = data.new_model(args.student, "student", args.seed)
+    elif args.student in models.APPLICATIONS:
+        if data.pixels != 255 or len(data.input_shape) != 3:
+            raise ValueError(
+                f"--student {args.student} takes images of pixels in "
+                f"[0, 255], such as a folder of images; {data.name} holds "
+                f"samples of shape {data.input_shape}"
+                + ("" if data.pixels else " scaled to [0, 1]")
+                + ". Use mlp or cnn, or a folder of images."
+            )
+        import keras
+
+        keras.utils.set_random_seed(args.seed)
+        model = models.application(
+            args.student,
+            data.input_shape,
+            data.classes,
+            weights=None if args.weights == "none" else args.weights,
+        )
     else:
         model = load(args.student, args)
-    check_fits(model, "student", *data[0])
+    data.check_fits(model, "student")
     return model
+
+
+def check_inputs(model, role, data):
+    """Warns, on stderr, when `model` scores about chance on a labelled
+    sample of `data`: it was likely trained on other pixels (0-255 against
+    [0, 1]) or another class order."""
+    import sys
+
+    from kd_keras.app import evaluation
+
+    x, y = data.labelled_sample()
+    accuracy = evaluation.accuracy(model, x, y)
+    chance = 1 / data.classes
+    if accuracy < 1.5 * chance:
+        print(
+            f"kd-keras: warning: the {role} scores {accuracy:.3f} on {len(y)} "
+            f"labelled samples of {data.name}, about chance ({chance:.3f}): "
+            "is it fed the inputs it was trained on (pixels in [0, 255] "
+            "or [0, 1], the same classes in the same order)?",
+            file=sys.stderr,
+        )
+    return accuracy
 
 
 def check_output_free(args):
@@ -58,45 +99,70 @@ def check_output_free(args):
     from kd_keras.app import cards
 
     check_extension(args.output)
+    folder = args.output.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"No folder {str(folder)!r} to write {args.output.name} in: "
+            "create it first."
+        )
     check_free(
         [args.output, cards.card_path(args.output)], args.overwrite, OVERWRITE
     )
 
 
-def measure(model, path, x_test, y_test):
-    """Test accuracy, parameters, file size and latency of a saved model."""
+def measure(model, path, test):
+    """Test accuracy, parameters, file size and latency of a saved model;
+    `test` is `(x, y)` or batches."""
     from kd_keras.app import evaluation
 
+    x, y = test if isinstance(test, tuple) else (test, None)
     return {
-        "test_accuracy": evaluation.accuracy(model, x_test, y_test),
+        "test_accuracy": evaluation.accuracy(model, x, y),
         "parameters": model.count_params(),
         "file_bytes": path.stat().st_size,
-        "latency_ms": evaluation.latency_ms(model, x_test),
+        "latency_ms": evaluation.latency_ms(model, x),
     }
 
 
 def print_measures(name, measures):
+    accuracy = measures["test_accuracy"]
     print(
-        f"{name}: test accuracy {measures['test_accuracy']:.4f}, "
-        f"{measures['parameters']:,} parameters, "
-        f"{measures['file_bytes'] / 1024:,.0f} KiB, "
-        f"{measures['latency_ms']:.3f} ms/sample"
+        f"{name}: "
+        + (
+            "no test set, "
+            if accuracy is None
+            else f"test accuracy {accuracy:.4f}, "
+        )
+        + f"{measures['parameters']:,} parameters, "
+        f"{measures['file_bytes'] / 1024:,.0f} KiB"
+        + (
+            ""
+            if measures["latency_ms"] is None
+            else f", {measures['latency_ms']:.3f} ms/sample"
+        )
     )
 
 
 def save_with_card(model, args, data, method, hyperparameters):
     """Saves `model` to `--output` with its card, and prints its measures
-    on the test set."""
+    on the test set of `data` (a folder without `test/` has none)."""
     from kd_keras.app import cards
     from kd_keras.saving import save_model
 
-    x_test, y_test = data[1]
     path = save_model(model, args.output, overwrite=args.overwrite)
-    measures = measure(model, path, x_test, y_test)
+    if data.test is None:
+        measures = {
+            "test_accuracy": None,
+            "parameters": model.count_params(),
+            "file_bytes": path.stat().st_size,
+            "latency_ms": None,
+        }
+    else:
+        measures = measure(model, path, data.test)
     card = cards.make_card(
         model,
         path,
-        args.dataset,
+        data.name,
         measures["test_accuracy"],
         method,
         hyperparameters,

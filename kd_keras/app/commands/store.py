@@ -36,7 +36,7 @@ def add_arguments(parser):
         required=True,
         help_text="the teacher's .h5/.keras file; repeat for an ensemble",
     )
-    build.add_argument("--dataset", default="digits")
+    arguments.add_dataset(build)
     build.add_argument(
         "--dtype",
         choices=("float16", "float32"),
@@ -68,16 +68,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    from kd_keras import datasets
-    from kd_keras.app import protocol
+    from kd_keras.app import data as app_data
     from kd_keras.teacher_outputs import TeacherStore
 
-    data = datasets.load(args.dataset)
-    teacher = models.teacher(args, *data[0])
-    train, _, _ = protocol.split(data, None, seed=0)
+    data = app_data.load_for(args)
+    teacher = models.teacher(args, data)
     store = TeacherStore.build(
         teacher,
-        train,
+        data.distillation,
         args.output,
         dtype=args.dtype,
         top_k=args.top_k,

@@ -29,22 +29,24 @@ def add_arguments(parser):
 
 
 def run(args):
-    from kd_keras import datasets
+    from kd_keras.app import data as app_data
     from kd_keras.app import protocol
+    from kd_keras.saving import check_format
 
     models.check_output_free(args)
-    data = datasets.load(args.dataset)
-    architecture = args.architecture or protocol.default_architecture(
-        data[0][0]
-    )
+    data = app_data.load_for(args)
+    architecture = args.architecture or data.architecture
     settings = protocol.settings_for(
         architecture, teacher_epochs=args.epochs, batch_size=args.batch_size
     )
     epochs, batch_size = settings["teacher_epochs"], settings["batch_size"]
-    train, validation, _ = protocol.split(data, None, args.seed)
-    teacher = protocol.train_teacher(
-        (train, validation),
-        architecture,
+    teacher = data.new_model(architecture, "teacher", args.seed)
+    # Before training: an --output format Keras cannot load it back from.
+    check_format(teacher, args.output)
+    protocol.fit_teacher(
+        teacher,
+        data.train,
+        data.validation,
         epochs,
         batch_size,
         args.seed,

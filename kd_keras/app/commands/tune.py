@@ -60,14 +60,18 @@ def add_arguments(parser):
 
 
 def run(args):
-    from kd_keras import datasets
+    from kd_keras.app import data as app_data
     from kd_keras.app import tune
+    from kd_keras.saving import check_format
 
     models.check_output_free(args)
-    data = datasets.load(args.dataset)
-    (x_train, y_train), _ = data
-    teacher = models.teacher(args, x_train, y_train)
+    # Every trial trains from the teacher's outputs computed once, on
+    # arrays: a folder's images are read into memory.
+    data = app_data.load_for(args).in_memory()
+    teacher = models.teacher(args, data)
     student = models.student(args, data)
+    # Before training: an --output format Keras cannot load it back from.
+    check_format(student, args.output)
     run_dir = Path(
         args.run_dir or Path("runs") / f"tune_{Path(args.dataset).stem}"
     )
