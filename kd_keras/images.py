@@ -29,6 +29,7 @@ import math
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kd_keras.hyperparameters import check_fraction
@@ -149,6 +150,7 @@ def image_folders(
     validation_split=0.2,
     seed=0,
     interpolation="bilinear",
+    class_names=None,
     verbose=True,
 ):
     """Reads an image-folder data set as `tf.data` pipelines.
@@ -175,6 +177,10 @@ def image_folders(
             Defaults to `0`.
         interpolation: How images are resized, as Keras takes it.
             Defaults to `"bilinear"`.
+        class_names: The class folders of `train/` in the order of the
+            label indices, for a teacher trained with another order than
+            the names' alphabetical one. Defaults to `None`: alphabetical,
+            as Keras numbers them.
         verbose: Whether Keras prints how many files it found in each
             folder. Defaults to `True`.
 
@@ -207,7 +213,16 @@ def image_folders(
         verbose=verbose,
     )
     train_folder = _find(root, "train")
-    class_names = sorted(p.name for p in train_folder.iterdir() if p.is_dir())
+    found = sorted(p.name for p in train_folder.iterdir() if p.is_dir())
+    if class_names is None:
+        class_names = found
+    elif sorted(class_names) != found:
+        raise ValueError(
+            "class_names must name the class folders of train/ "
+            f"({', '.join(found)}), each once. Received: "
+            f"class_names={list(class_names)!r}"
+        )
+    class_names = list(class_names)
     if not class_names:
         raise ValueError(
             f"{str(train_folder)!r} holds no class folders: put each "
@@ -261,6 +276,48 @@ def image_folders(
         color_mode=color_mode,
         batch_size=batch_size,
     )
+
+
+def save_images(folder, images, labels=None, class_names=None):
+    """Writes images as PNG files, in the layout `image_folders` reads.
+
+    With `labels`, image `i` goes to `folder/<class_names[labels[i]]>/`;
+    without, every image goes to `folder` (an `unlabelled/` folder). Files
+    are numbered in order, `00000.png`, `00001.png`, ...
+
+    Args:
+        folder: The folder to write, made if needed.
+        images: uint8 pixels, `(n, height, width)` or `(n, height, width,
+            channels)`.
+        labels: Class indices, or `None`. Defaults to `None`.
+        class_names: The folder name of each class index. Defaults to
+            `None`: the indices themselves.
+
+    Example:
+
+    ```python
+    (x, y), _ = keras.datasets.fashion_mnist.load_data()
+    kd_keras.images.save_images("data/train", x[:1000], y[:1000])
+    ```
+    """
+    folder = Path(folder)
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(
+            "images must be uint8 pixels, as PNG files hold them. "
+            f"Received: images of dtype {images.dtype}"
+        )
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    for i, image in enumerate(images):
+        where = folder
+        if labels is not None:
+            label = int(labels[i])
+            where = folder / (
+                str(label) if class_names is None else class_names[label]
+            )
+        where.mkdir(parents=True, exist_ok=True)
+        (where / f"{i:05d}.png").write_bytes(tf.io.encode_png(image).numpy())
 
 
 def _fixed_order(folder, class_names, options):
@@ -366,4 +423,4 @@ def with_unlabelled(labelled, unlabelled, batch_size, counts=None, seed=None):
     )
 
 
-__all__ = ["ImageFolders", "image_folders", "with_unlabelled"]
+__all__ = ["ImageFolders", "image_folders", "save_images", "with_unlabelled"]

@@ -282,6 +282,7 @@ def application(
     input_shape,
     num_classes,
     weights=None,
+    augmentation=(),
     batchnorm_momentum=_SCRATCH_BATCHNORM_MOMENTUM,
 ):
     """A Keras Application as a classifier returning logits.
@@ -301,6 +302,10 @@ def application(
         weights: `None` to train from scratch (nothing is downloaded), or
             `"imagenet"` for ImageNet weights (downloaded by Keras; the
             classifier on top is new). Defaults to `None`.
+        augmentation: Layers applied to the images first, such as
+            `keras.layers.RandomFlip("horizontal")`: active in training
+            only, as Keras' random layers are, so a teacher's cached
+            outputs stay right. Defaults to `()`.
         batchnorm_momentum: Momentum of every `BatchNormalization` layer
             when training from scratch (`weights=None`); ImageNet weights
             keep the Application's. Defaults to `0.9`.
@@ -342,6 +347,8 @@ def application(
                 layer.momentum = batchnorm_momentum
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
+    for layer in augmentation:
+        x = layer(x)
     if name in _PIXELS_TO_PLUS_MINUS_ONE:
         x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
     x = backbone(x)

@@ -212,19 +212,6 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{seconds:7.1f} s  {nodeid}")
 
 
-def write_images(folder, images, labels=None, class_names=None):
-    """Writes `images` (uint8, `(n, h, w)` or `(n, h, w, c)`) as PNG files
-    in `folder`: in `folder/<class>/` by `labels`, or all in `folder`."""
-    for i, image in enumerate(np.asarray(images, "uint8")):
-        if image.ndim == 2:
-            image = image[..., None]
-        where = folder
-        if labels is not None:
-            where = folder / class_names[int(labels[i])]
-        where.mkdir(parents=True, exist_ok=True)
-        (where / f"{i:05d}.png").write_bytes(tf.io.encode_png(image).numpy())
-
-
 def digit_images(samples, seed=0):
     """`(images, labels)`: scikit-learn's 8x8 digits as uint8 images."""
     from sklearn.datasets import load_digits

@@ -4,7 +4,7 @@ unlabelled samples mixed into one of known length."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import digit_images, write_images
+from conftest import digit_images
 
 import kd_keras
 from kd_keras import images
@@ -18,11 +18,13 @@ def folders(tmp_path):
     unlabelled/ (60) digits."""
     x, y = digit_images(260)
     root = tmp_path / "data"
-    write_images(root / "train", x[:120], y[:120], CLASSES)
+    images.save_images(root / "train", x[:120], y[:120], CLASSES)
     keep = y[120:160] != 9
-    write_images(root / "val", x[120:160][keep], y[120:160][keep], CLASSES)
-    write_images(root / "test", x[160:200], y[160:200], CLASSES)
-    write_images(root / "unlabelled", x[200:])
+    images.save_images(
+        root / "val", x[120:160][keep], y[120:160][keep], CLASSES
+    )
+    images.save_images(root / "test", x[160:200], y[160:200], CLASSES)
+    images.save_images(root / "unlabelled", x[200:])
     return root, x, y, keep
 
 
@@ -147,7 +149,7 @@ def test_a_wrong_folder_says_what_it_should_hold(folders, make, message):
 
 def test_a_class_val_has_and_train_lacks_is_named(folders):
     root, x, *_ = folders
-    write_images(root / "val", x[:2], [0, 0], ["zebra"])
+    images.save_images(root / "val", x[:2], [0, 0], ["zebra"])
     with pytest.raises(
         ValueError, match="classes the training images lack: zebra"
     ):
@@ -169,3 +171,29 @@ def test_with_unlabelled_counts_by_itself():
     )
     with pytest.raises(ValueError, match="needs labelled and unlabelled"):
         images.with_unlabelled(labelled, unlabelled.take(0), batch_size=3)
+
+
+def test_class_names_set_the_label_order(folders):
+    """A teacher trained with another order than the folders' alphabetical
+    one (Keras' numbering) gets its own indices."""
+    root, *_ = folders
+    order = CLASSES[::-1]
+    data = images.image_folders(
+        root, image_size=(8, 8), class_names=order, verbose=False
+    )
+    plain = images.image_folders(root, image_size=(8, 8), verbose=False)
+    np.testing.assert_array_equal(
+        np.sort(labels_of(data.test)), np.sort(9 - labels_of(plain.test))
+    )
+    with pytest.raises(ValueError, match="class_names must name the class"):
+        images.image_folders(root, image_size=(8, 8), class_names=["0", "1"])
+
+
+def test_save_images_needs_pixels(tmp_path):
+    with pytest.raises(TypeError, match="images must be uint8 pixels"):
+        images.save_images(tmp_path, np.zeros((2, 4, 4), "float32"))
+    images.save_images(tmp_path / "u", np.zeros((2, 4, 4), "uint8"))
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [
+        "00000.png",
+        "00001.png",
+    ]

@@ -8,8 +8,9 @@ import os
 
 import numpy as np
 import pytest
-from conftest import digit_images, write_images
+from conftest import digit_images
 
+from kd_keras import images
 from kd_keras.app import cli
 from kd_keras.app import data as app_data
 
@@ -36,10 +37,10 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     x, y = digit_images(700)
     data = root / "data"
-    write_images(data / "train", x[:300], y[:300], CLASSES)
-    write_images(data / "val", x[300:400], y[300:400], CLASSES)
-    write_images(data / "test", x[400:500], y[400:500], CLASSES)
-    write_images(data / "unlabelled", x[500:])
+    images.save_images(data / "train", x[:300], y[:300], CLASSES)
+    images.save_images(data / "val", x[300:400], y[300:400], CLASSES)
+    images.save_images(data / "test", x[400:500], y[400:500], CLASSES)
+    images.save_images(data / "unlabelled", x[500:])
     return root
 
 
