@@ -35,6 +35,7 @@ __all__ = [
     "metrics",
     "models",
     "mutual",
+    "quiet",
     "teacher_assistant_chain",
     "teachers",
 ]

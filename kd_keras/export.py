@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from kd_keras.batches import correct, first_sample, is_dataset, iterate
 from kd_keras.files import atomic_path
+from kd_keras.quiet import silenced
 from kd_keras.validation import check_sample_shape
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -112,7 +113,9 @@ def to_tflite(model, quantize="none", representative_x=None):
         ]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with warnings.catch_warnings():
+    # The converter prints its saved artifact, its assets and its
+    # quantization settings: `kd_keras.quiet.SHOW_TENSORFLOW` shows them.
+    with warnings.catch_warnings(), silenced():
         warnings.simplefilter("ignore")
         return converter.convert()
 
@@ -135,7 +138,8 @@ def _set_input(interpreter, batch):
     )
     batch = batch.astype("float32")
     interpreter.resize_tensor_input(given["index"], batch.shape)
-    interpreter.allocate_tensors()
+    with silenced():  # "Created TensorFlow Lite XNNPACK delegate"
+        interpreter.allocate_tensors()
     if given["dtype"] != np.float32:
         scale, zero = given["quantization"]
         batch = np.round(batch / scale + zero).astype(given["dtype"])

@@ -36,6 +36,7 @@ MODULES = (
     "metrics",
     "models",
     "mutual",
+    "quiet",
     "saving",
     "teachers",
     "tuning",

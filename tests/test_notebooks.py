@@ -21,7 +21,13 @@ pytestmark = pytest.mark.program
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb"))
-SMALL_BUDGET = {"EPOCHS": 2, "TEACHER_EPOCHS": 2, "TRIALS": 2, "SEEDS": 2}
+SMALL_BUDGET = {
+    "EPOCHS": 2,
+    "TEACHER_EPOCHS": 2,
+    "TRIALS": 2,
+    "SEEDS": 2,
+    "IMAGES": 200,
+}
 
 
 def parameters_cell(notebook):

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 
+from kd_keras import quiet as quiet_module
 from kd_keras.app.commands import COMMANDS, arguments
 
 
@@ -38,25 +39,16 @@ def _import_tensorflow(quiet):
     silence the "Could not find cuda drivers" lines of its CUDA stub
     (tensorflow/tensorflow#100442) nor, at level 2, the "failed call to
     cuInit" error of its first look for devices: both go to file
-    descriptor 2, which points to /dev/null while TensorFlow loads and
-    lists its devices.
+    descriptor 2, silenced while TensorFlow loads and lists its devices.
+    Unless `quiet`, what TensorFlow prints later (the TFLite converter's
+    lines) is let through too (`kd_keras.quiet.SHOW_TENSORFLOW`).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not quiet or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
-
-        return
-    sys.stderr.flush()
-    stderr = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+    quiet_module.SHOW_TENSORFLOW = not quiet
+    with quiet_module.silenced(streams=(2,)):
         import tensorflow as tf
 
         tf.config.list_physical_devices()
-    finally:
-        os.dup2(stderr, 2)
-        os.close(stderr)
 
 
 def main(argv=None):
