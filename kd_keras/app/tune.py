@@ -33,8 +33,26 @@ def soft_target_lines(teacher_logits, temperatures):
     return lines, {t: s["off_top"] for t, s in statistics.items()}
 
 
-def conclusion(teacher_accuracy, scratch_accuracy, off_top):
-    """What the diagnosis means for the search, in one line."""
+def conclusion(
+    teacher_accuracy, scratch_accuracy, off_top, agreement=1.0, classes=None
+):
+    """What the diagnosis means for the search, in one line.
+
+    `agreement` is the student trained alone's agreement with the teacher
+    on the validation data and `classes` the number of classes: a student
+    at chance on both learns nothing, from the labels or from a teacher.
+    """
+    chance = 1 / classes if classes else 0.0
+    if max(scratch_accuracy, agreement) < 1.5 * chance:
+        return (
+            f"The student trained alone stays at chance ({scratch_accuracy:.2f}"
+            f" on validation, {agreement:.2f} agreement with the teacher): "
+            "it learns nothing, from the labels or from a teacher. Check its "
+            "BatchNormalization momentum (Keras Applications keep up to "
+            "0.999, too slow for a few thousand images; "
+            "kd_keras.models.application uses 0.9), its learning rate, and "
+            "the scale of its inputs (pixels 0-255 or [0, 1])."
+        )
     lead = 100 * (teacher_accuracy - scratch_accuracy)
     if lead <= 0:
         return (
@@ -198,7 +216,13 @@ def run(
         f"alone {scratch_val:.4f}",
         "the teacher's soft targets on the training data:",
         *lines,
-        conclusion(teacher_val, scratch_val, off_top),
+        conclusion(
+            teacher_val,
+            scratch_val,
+            off_top,
+            evaluation.agreement(teacher, scratch, x_val),
+            data.classes,
+        ),
     ]
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / "diagnosis.txt", overwrite=True) as tmp:
