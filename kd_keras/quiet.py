@@ -27,7 +27,8 @@ def silenced(streams=(1, 2)):
     """Silences the output streams for the duration of the block.
 
     The file descriptors `streams` (1: stdout, 2: stderr), the matching
-    `sys` streams and absl's log are silenced, unless `SHOW_TENSORFLOW`.
+    `sys` streams and the logs of absl and TensorFlow (below errors) are
+    silenced, unless `SHOW_TENSORFLOW`.
 
     Args:
         streams: The file descriptors to silence. Defaults to `(1, 2)`.
@@ -45,9 +46,11 @@ def silenced(streams=(1, 2)):
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = {fd: os.dup(fd) for fd in streams}
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
+    # Their handlers hold the streams they started with: not redirected.
+    loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     python_streams = {1: "stdout", 2: "stderr"}
     try:
         with open(os.devnull, "w") as devnull, contextlib.ExitStack() as stack:
@@ -63,7 +66,8 @@ def silenced(streams=(1, 2)):
         for fd, copy in saved.items():
             os.dup2(copy, fd)
             os.close(copy)
-        absl.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 __all__ = ["SHOW_TENSORFLOW", "silenced"]

@@ -48,3 +48,13 @@ def test_export_prints_nothing(capfd):
     export.tflite_predict(flatbuffer, x)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_the_loggers_of_tensorflow_and_absl_are_silenced(caplog):
+    import logging
+
+    with quiet.silenced():
+        logging.getLogger("tensorflow").info("Assets written to: /tmp/x")
+        logging.getLogger("absl").warning("hidden")
+    logging.getLogger("tensorflow").warning("after")
+    assert [r.getMessage() for r in caplog.records] == ["after"]
