@@ -263,6 +263,76 @@ def split_validation(x, y, fraction, seed=0):
     return take(kept), take(held)
 
 
+# Image folders (`kd_keras.images`): the names of each part's folder, and
+# the files read as images.
+FOLDERS = {
+    "train": ("train",),
+    "validation": ("val", "validation"),
+    "test": ("test",),
+    "unlabelled": ("unlabelled", "unlabeled"),
+}
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def find_folder(root, part):
+    """The folder of `part` under `root`, or `None`."""
+    for name in FOLDERS[part]:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def _has_images(folder):
+    return any(
+        path.suffix.lower() in IMAGE_SUFFIXES for path in folder.iterdir()
+    )
+
+
+def check_layout(directory):
+    """Raises a `ValueError` saying what is wrong unless `directory` holds
+    the layout `kd_keras.images.image_folders` reads; returns its path.
+
+    Reads only the folder names: loads no TensorFlow, so the command line
+    checks a folder before loading it.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"No folder at {str(root)!r}.")
+    if find_folder(root, "train") is None:
+        if not _has_images(root) and any(p.is_dir() for p in root.iterdir()):
+            raise ValueError(
+                f"{str(root)!r} has no train/ folder. An image data set is "
+                "a folder holding train/<class>/ (and optionally val/, "
+                "test/ and unlabelled/); if these are the class folders "
+                f"of the training images, pass {str(root.parent)!r} "
+                "holding them as train/."
+            )
+        raise ValueError(
+            f"{str(root)!r} holds no train/ folder of class folders. An "
+            "image data set is a folder holding train/<class>/*.png (and "
+            "optionally val/, test/ and unlabelled/)."
+        )
+    return root
+
+
+def check(dataset):
+    """Raises a clear error unless `dataset` names a bundled dataset, a
+    `.npz` file or a folder of images (`check_layout`). Loads no
+    TensorFlow: the command line checks `--dataset` before loading it."""
+    if Path(dataset).is_dir():
+        check_layout(dataset)
+    elif str(dataset).endswith(".npz"):
+        if not Path(dataset).is_file():
+            raise FileNotFoundError(f"No dataset file at {str(dataset)!r}.")
+    elif dataset not in NAMES:
+        raise ValueError(
+            f"Unknown dataset {dataset!r}. Known datasets: "
+            f"{', '.join(NAMES)}, a .npz file with x_train, y_train, "
+            "x_test, y_test, or a folder of images holding train/<class>/ "
+            "(and val/, test/, unlabelled/)."
+        )
+
+
 def num_classes(y):
     """Number of classes of integer labels `y`."""
     return int(np.max(y)) + 1

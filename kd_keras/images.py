@@ -32,16 +32,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.datasets import check_layout, find_folder
 from kd_keras.hyperparameters import check_fraction
 from kd_keras.labels import UNLABELLED
-
-FOLDERS = {
-    "train": ("train",),
-    "validation": ("val", "validation"),
-    "test": ("test",),
-    "unlabelled": ("unlabelled", "unlabeled"),
-}
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
 @dataclasses.dataclass
@@ -102,44 +95,6 @@ class ImageFolders:
             counts=(self.counts["train"], self.counts["unlabelled"]),
             seed=seed,
         )
-
-
-def _find(root, part):
-    """The folder of `part` under `root`, or `None`."""
-    for name in FOLDERS[part]:
-        if (root / name).is_dir():
-            return root / name
-    return None
-
-
-def _has_images(folder):
-    return any(
-        path.suffix.lower() in IMAGE_SUFFIXES for path in folder.iterdir()
-    )
-
-
-def check_layout(directory):
-    """Raises a `ValueError` saying what is wrong unless `directory` holds
-    the image-folder layout (see the module's docstring); returns its
-    path. Reads only the folder names: loads no TensorFlow work."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"No folder at {str(root)!r}.")
-    if _find(root, "train") is None:
-        if not _has_images(root) and any(p.is_dir() for p in root.iterdir()):
-            raise ValueError(
-                f"{str(root)!r} has no train/ folder. An image data set is "
-                "a folder holding train/<class>/ (and optionally val/, "
-                "test/ and unlabelled/); if these are the class folders "
-                f"of the training images, pass {str(root.parent)!r} "
-                "holding them as train/."
-            )
-        raise ValueError(
-            f"{str(root)!r} holds no train/ folder of class folders. An "
-            "image data set is a folder holding train/<class>/*.png (and "
-            "optionally val/, test/ and unlabelled/)."
-        )
-    return root
 
 
 def image_folders(
@@ -212,7 +167,7 @@ def image_folders(
         interpolation=interpolation,
         verbose=verbose,
     )
-    train_folder = _find(root, "train")
+    train_folder = find_folder(root, "train")
     found = sorted(p.name for p in train_folder.iterdir() if p.is_dir())
     if class_names is None:
         class_names = found
@@ -228,7 +183,7 @@ def image_folders(
             f"{str(train_folder)!r} holds no class folders: put each "
             "class's images in train/<class>/."
         )
-    validation_folder = _find(root, "validation")
+    validation_folder = find_folder(root, "validation")
     labelled = dict(options, class_names=class_names, seed=seed)
     if validation_folder is None:
         train, validation = keras.utils.image_dataset_from_directory(
@@ -244,13 +199,13 @@ def image_folders(
             train_folder, **labelled
         )
         validation = _fixed_order(validation_folder, class_names, options)
-    test_folder = _find(root, "test")
+    test_folder = find_folder(root, "test")
     test = (
         None
         if test_folder is None
         else _fixed_order(test_folder, class_names, options)
     )
-    unlabelled_folder = _find(root, "unlabelled")
+    unlabelled_folder = find_folder(root, "unlabelled")
     unlabelled = None
     if unlabelled_folder is not None:
         unlabelled = keras.utils.image_dataset_from_directory(

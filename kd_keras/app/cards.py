@@ -1,14 +1,18 @@
-"""Model cards: a JSON file beside each saved model saying what it is."""
+"""Model cards: a JSON file beside each saved model saying what it is.
+
+The module loads no TensorFlow (the command line checks the card it will
+write before loading it); a card is made of a model, once TensorFlow and
+Keras are loaded.
+"""
 
 import datetime
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from kd_keras.files import atomic_path
 
@@ -25,9 +29,9 @@ def architecture(model):
     a nested model (a Keras Application) by its name."""
     parts = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
+        if type(layer).__name__ == "InputLayer":
             continue
-        if isinstance(layer, keras.Model):
+        if getattr(layer, "layers", None):  # a nested model
             parts.append(layer.name)
             continue
         size = getattr(layer, "units", None) or getattr(layer, "filters", None)
@@ -60,8 +64,9 @@ def make_card(
         **extra,
         "versions": {
             "kd_keras": kd_keras.__version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
+            # Loaded with the model the card describes.
+            "tensorflow": sys.modules["tensorflow"].__version__,
+            "keras": sys.modules["keras"].__version__,
             "numpy": np.__version__,
             "python": platform.python_version(),
         },

@@ -21,28 +21,6 @@ from kd_keras.app import protocol
 _SAMPLE = 500
 
 
-def is_folder(dataset):
-    """Whether `--dataset` names a folder of images."""
-    return Path(dataset).is_dir()
-
-
-def check(dataset):
-    """Raises a clear error for a `--dataset` that cannot be read, from the
-    names alone (no TensorFlow)."""
-    if is_folder(dataset):
-        images.check_layout(dataset)
-    elif str(dataset).endswith(".npz"):
-        if not Path(dataset).is_file():
-            raise FileNotFoundError(f"No dataset file at {str(dataset)!r}.")
-    elif dataset not in datasets.NAMES:
-        raise ValueError(
-            f"Unknown dataset {dataset!r}. Known datasets: "
-            f"{', '.join(datasets.NAMES)}, a .npz file with x_train, "
-            "y_train, x_test, y_test, or a folder of images holding "
-            "train/<class>/ (and val/, test/, unlabelled/)."
-        )
-
-
 @dataclasses.dataclass
 class Data:
     """A command's data, split as the protocol trains on it.
@@ -160,7 +138,14 @@ class Data:
         return np.concatenate(xs)[:_SAMPLE], np.concatenate(ys)[:_SAMPLE]
 
 
-def load(dataset, seed=0, image_size=None, color_mode="rgb", batch_size=32):
+def load(
+    dataset,
+    seed=0,
+    image_size=None,
+    color_mode="rgb",
+    batch_size=32,
+    verbose=True,
+):
     """The `Data` of `--dataset`.
 
     Args:
@@ -170,9 +155,10 @@ def load(dataset, seed=0, image_size=None, color_mode="rgb", batch_size=32):
             it from the first training image.
         color_mode: A folder's colour mode (`rgb`, `grayscale`, `rgba`).
         batch_size: A folder's batches.
+        verbose: Whether Keras prints how many images each folder holds.
     """
-    check(dataset)
-    if not is_folder(dataset):
+    datasets.check(dataset)
+    if not Path(dataset).is_dir():
         arrays = datasets.load(dataset)
         train, validation, _ = protocol.split(arrays, None, seed)
         x_train, y_train = train
@@ -198,6 +184,7 @@ def load(dataset, seed=0, image_size=None, color_mode="rgb", batch_size=32):
         color_mode=color_mode,
         batch_size=batch_size,
         seed=seed,
+        verbose=verbose,
     )
     return Data(
         name=str(dataset),
@@ -229,12 +216,12 @@ def first_image_size(folder):
     """`(height, width)` of the first image of `folder/train/`."""
     import tensorflow as tf
 
-    train = Path(images.check_layout(folder)) / "train"
+    train = Path(datasets.check_layout(folder)) / "train"
     first = next(
         (
             path
             for path in sorted(train.rglob("*"))
-            if path.suffix.lower() in images.IMAGE_SUFFIXES
+            if path.suffix.lower() in datasets.IMAGE_SUFFIXES
         ),
         None,
     )
@@ -248,7 +235,8 @@ def first_image_size(folder):
 
 def load_for(args):
     """The `Data` of a command's `--dataset` and its options (`--seed`,
-    `--image-size`, `--color-mode`, `--batch-size`)."""
+    `--image-size`, `--color-mode`, `--batch-size`; `--quiet` keeps Keras
+    from counting a folder's files aloud)."""
     return load(
         args.dataset,
         seed=getattr(args, "seed", 0),
@@ -256,4 +244,5 @@ def load_for(args):
         color_mode=args.color_mode,
         batch_size=getattr(args, "batch_size", None)
         or protocol.DEFAULTS["cnn"]["batch_size"],
+        verbose=not args.quiet,
     )

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import warnings
 
 import keras
@@ -350,6 +351,7 @@ def test_help_is_instant_and_quiet(tmp_path):
     """`--help` loads neither TensorFlow nor Keras and writes no stderr."""
     code = """
 import sys
+import time
 from kd_keras.app import cli
 for argv in (["--help"], ["distill", "--help"]):
     try:
@@ -388,8 +390,11 @@ def test_a_command_prints_only_its_own_error(tmp_path):
 def test_non_positive_epochs(epochs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--epochs", epochs])
-    assert exit_info.value.code == 2
-    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"kd-keras demo: error: --epochs must be >= 1. Received: "
+        f"--epochs={epochs}\n"
+    )
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -677,3 +682,175 @@ def test_store_build_and_distill_from_it(workdir, teacher, student):
     assert result.returncode == 1
     assert "built for another teacher" in result.stderr
     assert not (workdir / "other.h5").exists()
+
+
+# --- Mistakes reported at once; output a log can hold ----------------------
+
+
+def kd_keras_process(*args, cwd):
+    """`kd-keras args` in a new process whose output is a pipe, timed."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "kd_keras.app.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    return result, time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            (
+                "distill",
+                "--teacher",
+                "teacher.h5",
+                "--student",
+                "mlp",
+                "--dataset",
+                "tiny.npz",
+                "--output",
+                "taken.h5",
+            ),
+            "taken.h5, taken.h5.json exist; pass --overwrite",
+        ),
+        (
+            ("train-teacher", "--dataset", "digitz", "--output", "t.h5"),
+            "Unknown dataset 'digitz'",
+        ),
+        (("evaluate", "nosuch.h5"), "No model file at 'nosuch.h5'."),
+        (
+            (
+                "evaluate",
+                "teacher.h5",
+                "--dataset",
+                "tiny.npz",
+                "--teacher",
+                "nosuch.h5",
+            ),
+            "No model file at 'nosuch.h5' (--teacher).",
+        ),
+        (
+            (
+                "distill",
+                "--teacher",
+                "teacher.h5",
+                "--student",
+                "mlp",
+                "--output",
+                "no/such/folder/s.h5",
+            ),
+            "No folder 'no/such/folder' to write s.h5 in",
+        ),
+        (
+            (
+                "distill",
+                "--student",
+                "mlp",
+                "--output",
+                "s.h5",
+                "--epochs",
+                "0",
+            ),
+            "--epochs must be >= 1. Received: --epochs=0",
+        ),
+        (
+            (
+                "distill",
+                "--student",
+                "mlp",
+                "--output",
+                "s.h5",
+                "--alpha",
+                "1.5",
+            ),
+            "--alpha must be in [0, 1]. Received: --alpha=1.5",
+        ),
+        (
+            ("demo", "--temperature", "0"),
+            "--temperature must be > 0. Received: --temperature=0.0",
+        ),
+        (
+            (
+                "tune",
+                "--teacher",
+                "t.h5",
+                "--student",
+                "mlp",
+                "--output",
+                "o.h5",
+                "--trials",
+                "0",
+            ),
+            "--trials must be >= 1",
+        ),
+        (("demo", "--labels", "0"), "--labels must be >= 1"),
+        (("store",), "the following arguments are required: COMMAND"),
+    ],
+)
+def test_a_mistake_is_one_line_at_once(workdir, teacher, args, message):
+    """Before, TensorFlow loaded first (6-9 s) and argparse printed its
+    usage block with exit status 2."""
+    (workdir / "taken.h5").write_bytes(b"")
+    (workdir / "taken.h5.json").write_text("{}")
+    result, seconds = kd_keras_process(*args, cwd=workdir)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert seconds < 1.5, f"{seconds:.1f} s to report {message!r}"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert (
+        capsys.readouterr().out == f"kd-keras {kd_keras_module.__version__}\n"
+    )
+
+
+def test_piped_output_holds_no_control_characters_or_tensorflow_lines(
+    workdir, teacher
+):
+    """One distill over 90 epochs wrote 112 KB of per-batch bars and ANSI
+    codes to a file; export printed "Saved artifact at ..." and its
+    endpoints, TFLite's XNNPACK line and the quantizer's settings."""
+    result, _ = kd_keras_process(
+        *distill_args(teacher, "tiny.npz", "--epochs", "3"),
+        "--output",
+        "piped.h5",
+        "--overwrite",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    assert result.stdout.count("Epoch ") == 3
+    assert len(result.stdout.splitlines()) < 20
+    result, _ = kd_keras_process(
+        "export",
+        "piped.h5",
+        "--dataset",
+        "tiny.npz",
+        "--quantize",
+        "int8",
+        "--output",
+        "piped.tflite",
+        "--overwrite",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("piped.tflite:")
+    assert len(result.stdout.splitlines()) == 1
+    quiet, _ = kd_keras_process(
+        *distill_args(teacher, "tiny.npz", "--epochs", "2"),
+        "--output",
+        "piped.h5",
+        "--overwrite",
+        "--quiet",
+        cwd=workdir,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert "Epoch" not in quiet.stdout and "card:" in quiet.stdout

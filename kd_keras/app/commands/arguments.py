@@ -7,6 +7,7 @@ accept the same values.
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from kd_keras import hyperparameters
@@ -69,11 +70,16 @@ def command(subparsers, name, help_text, description, examples, common=True):
     )
     if not common:
         return parser
-    parser.add_argument(
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print no progress, only the results and errors",
+    )
+    loudness.add_argument(
         "--verbose",
         action="store_true",
-        help="show Python tracebacks of errors, and what TensorFlow "
-        "prints while loading",
+        help="show Python tracebacks of errors, and what TensorFlow prints",
     )
     parser.add_argument(
         "--unsafe",
@@ -118,6 +124,15 @@ def add_dataset(parser, what="the data"):
         default="rgb",
         help="colour mode the images of a folder are read in (default: rgb)",
     )
+
+
+def progress(args):
+    """Keras' `verbose` for the command's training: none with `--quiet`; on
+    a terminal a bar per epoch updated in place (1), otherwise one line
+    per epoch (2), so that a log file holds no control characters."""
+    if args.quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def add_training(parser):

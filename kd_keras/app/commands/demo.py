@@ -3,6 +3,7 @@ a student, run by `kd_keras.app.demo`."""
 
 from pathlib import Path
 
+from kd_keras import datasets
 from kd_keras.app.commands import arguments, models
 
 HELP = "does distillation pay off? a teacher and three student twins"
@@ -55,16 +56,20 @@ def add_arguments(parser):
     )
 
 
-def run(args):
-    from kd_keras.app import data as app_data
-    from kd_keras.app import demo, report
-
-    if app_data.is_folder(args.dataset):
+def check(args):
+    if Path(args.dataset).is_dir():
         raise ValueError(
             "kd-keras demo plays its scenario (labels hidden from a labelled "
             "data set) on a bundled dataset or a .npz file. For a folder of "
             "images, train on it with kd-keras train-teacher and distill."
         )
+    datasets.check(args.dataset)
+    if args.teacher is not None:
+        models.check_file(args.teacher, "--teacher")
+
+
+def run(args):
+    from kd_keras.app import demo, report
 
     teacher = models.load(args.teacher, args) if args.teacher else None
     record = demo.run(

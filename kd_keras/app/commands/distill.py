@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 # The method registry imports neither TensorFlow nor Keras.
-from kd_keras import methods
+from kd_keras import datasets, methods
 from kd_keras.app.commands import arguments, models
 
 HELP = "distil a student from a teacher"
@@ -142,12 +142,18 @@ def check_method(args, parameters):
         )
 
 
+def check(args):
+    models.check_output_free(args)
+    datasets.check(args.dataset)
+    models.check_inputs_exist(args)
+    method_parameters(args.param)
+
+
 def run(args):
     from kd_keras.app import data as app_data
     from kd_keras.app import protocol
     from kd_keras.saving import check_format
 
-    models.check_output_free(args)
     parameters = method_parameters(args.param)
     check_method(args, parameters)
     store = None
@@ -212,9 +218,10 @@ def run(args):
             distillation_loss=losses,
             distillation_loss_weights=weights,
             cache=cache,
-            verbose=1,
+            verbose=arguments.progress(args),
         )
     models.save_with_card(student, args, data, args.method, settings)
+    models.print_teacher(teacher, args, data, student)
 
 
 def _train_scheme(args, teacher, student, data, settings, parameters, cache):
@@ -250,7 +257,7 @@ def _train_scheme(args, teacher, student, data, settings, parameters, cache):
             "callbacks": [
                 protocol.early_stopping(settings["patience"], monitor)
             ],
-            "verbose": 1,
+            "verbose": arguments.progress(args),
         },
         load=lambda path: models.load(path, args),
         cache=cache,

@@ -3,6 +3,7 @@ and its agreement with a teacher."""
 
 from pathlib import Path
 
+from kd_keras import datasets
 from kd_keras.app.commands import arguments, models
 
 HELP = "measure a saved model"
@@ -31,6 +32,12 @@ def _test_set(data):
             f"{data.name}/test/<class>/ to evaluate on them."
         )
     return data.test
+
+
+def check(args):
+    models.check_file(args.model, suffixes=(*models.MODEL_SUFFIXES, ".tflite"))
+    datasets.check(args.dataset)
+    models.check_inputs_exist(args)
 
 
 def run(args):

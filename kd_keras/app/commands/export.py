@@ -3,6 +3,7 @@ compared with the Keras model's."""
 
 from pathlib import Path
 
+from kd_keras import datasets
 from kd_keras.app.commands import arguments, models
 from kd_keras.files import check_free
 
@@ -32,12 +33,17 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true")
 
 
+def check(args):
+    check_free([args.output], args.overwrite, models.OVERWRITE)
+    models.check_file(args.model)
+    datasets.check(args.dataset)
+
+
 def run(args):
     from kd_keras import export
     from kd_keras.app import data as app_data
     from kd_keras.app import evaluation
 
-    check_free([args.output], args.overwrite, models.OVERWRITE)
     model = models.load(args.model, args)
     data = app_data.load_for(args)
     data.check_fits(model, "model")

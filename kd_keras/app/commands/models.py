@@ -1,6 +1,8 @@
 """The models of a command: the teachers and student it loads or builds,
 and the student it saves with its card."""
 
+from pathlib import Path
+
 from kd_keras.files import check_extension, check_free
 
 OVERWRITE = "pass --overwrite"
@@ -65,8 +67,14 @@ def student(args, data):
             data.classes,
             weights=None if args.weights == "none" else args.weights,
         )
-    else:
+    elif Path(args.student).suffix in MODEL_SUFFIXES:
         model = load(args.student, args)
+    else:
+        raise ValueError(
+            "--student must be a model file (.keras, .h5), mlp, cnn or a "
+            f"Keras Application: {', '.join(models.APPLICATIONS)}. "
+            f"Received: {args.student!r}"
+        )
     data.check_fits(model, "student")
     return model
 
@@ -93,9 +101,46 @@ def check_inputs(model, role, data):
     return accuracy
 
 
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def check_file(path, flag=None, suffixes=MODEL_SUFFIXES):
+    """Raises unless `path` is a model file of one of `suffixes`; `flag`
+    (`"--teacher"`) names where it was given. Loads no TensorFlow."""
+    given = f" ({flag})" if flag else ""
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r}{given} is a folder, not a model file.")
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {str(path)!r}{given}.")
+    if path.suffix not in suffixes:
+        raise ValueError(
+            f"{str(path)!r}{given} is no model file: its name must end in "
+            f"{', '.join(suffixes)}."
+        )
+
+
+def check_inputs_exist(args):
+    """Raises unless every model file the command reads is there: the
+    `--teacher` files, a `--student` file, a `--teacher-store` folder."""
+    teachers = getattr(args, "teacher", None) or []
+    for path in teachers if isinstance(teachers, list) else [teachers]:
+        check_file(path, "--teacher")
+    student = getattr(args, "student", None)
+    # A name (mlp, MobileNetV3Small) is checked once Keras is loaded.
+    if student is not None and Path(student).suffix in MODEL_SUFFIXES:
+        check_file(Path(student), "--student")
+    store = getattr(args, "teacher_store", None)
+    if store is not None and not store.is_dir():
+        raise FileNotFoundError(
+            f"No folder at {str(store)!r} (--teacher-store): build one with "
+            "kd-keras store build."
+        )
+
+
 def check_output_free(args):
     """Refuses `--output` (and its card) if they exist, unless
-    `--overwrite`, before anything is trained."""
+    `--overwrite`, or if its folder does not exist, before anything is
+    trained. Loads no TensorFlow."""
     from kd_keras.app import cards
 
     check_extension(args.output)
@@ -168,5 +213,24 @@ def save_with_card(model, args, data, method, hyperparameters):
         hyperparameters,
         args.seed,
     )
-    cards.write_json(cards.card_path(path), card, overwrite=args.overwrite)
+    card_path = cards.card_path(path)
+    cards.write_json(card_path, card, overwrite=args.overwrite)
     print_measures(str(path), measures)
+    print(f"card: {card_path}")
+
+
+def print_teacher(teacher, args, data, student):
+    """The teacher's test accuracy and the student's agreement with it,
+    under the student's measures."""
+    from kd_keras.app import evaluation
+
+    if data.test is None or teacher is None:
+        return
+    x, y = data.test if isinstance(data.test, tuple) else (data.test, None)
+    names = ", ".join(map(str, args.teacher))
+    print(
+        f"teacher {names}: test accuracy "
+        f"{evaluation.accuracy(teacher, x, y):.4f}; the student agrees "
+        f"with it on {evaluation.agreement(teacher, student, x):.1%} of the "
+        "test samples"
+    )

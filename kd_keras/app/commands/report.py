@@ -23,6 +23,14 @@ def add_arguments(parser):
     )
 
 
+def check(args):
+    if not (args.run_dir / "run.json").is_file():
+        raise FileNotFoundError(
+            f"{str(args.run_dir)!r} is not a run folder: it has no run.json. "
+            "`kd-keras demo` writes one."
+        )
+
+
 def run(args):
     from kd_keras.app import report
 

@@ -3,6 +3,7 @@ split, written once to a `TeacherStore` that later runs read."""
 
 from pathlib import Path
 
+from kd_keras import datasets
 from kd_keras.app.commands import arguments, models
 
 HELP = "teacher outputs on disk, computed once"
@@ -22,7 +23,9 @@ EXAMPLES = """examples:
 
 def add_arguments(parser):
     build = arguments.command(
-        parser.add_subparsers(dest="store_command", required=True),
+        parser.add_subparsers(
+            dest="store_command", metavar="COMMAND", required=True
+        ),
         "build",
         "write a teacher's outputs to a folder",
         "Runs the teacher once over the training split that `kd-keras "
@@ -67,6 +70,11 @@ def add_arguments(parser):
     )
 
 
+def check(args):
+    datasets.check(args.dataset)
+    models.check_inputs_exist(args)
+
+
 def run(args):
     from kd_keras.app import data as app_data
     from kd_keras.teacher_outputs import TeacherStore
@@ -82,5 +90,6 @@ def run(args):
         teacher_layers=args.teacher_layer,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        verbose=arguments.progress(args) > 0,
     )
     print(store)

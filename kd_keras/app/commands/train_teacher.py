@@ -3,6 +3,7 @@ application's protocol."""
 
 from pathlib import Path
 
+from kd_keras import datasets
 from kd_keras.app.commands import arguments, models
 
 HELP = "train a built-in teacher"
@@ -28,12 +29,16 @@ def add_arguments(parser):
     )
 
 
+def check(args):
+    models.check_output_free(args)
+    datasets.check(args.dataset)
+
+
 def run(args):
     from kd_keras.app import data as app_data
     from kd_keras.app import protocol
     from kd_keras.saving import check_format
 
-    models.check_output_free(args)
     data = app_data.load_for(args)
     architecture = args.architecture or data.architecture
     settings = protocol.settings_for(
@@ -50,7 +55,7 @@ def run(args):
         epochs,
         batch_size,
         args.seed,
-        verbose=1,
+        verbose=arguments.progress(args),
     )
     models.save_with_card(
         teacher,

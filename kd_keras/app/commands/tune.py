@@ -3,7 +3,7 @@ distillation settings, run by `kd_keras.app.tune`."""
 
 from pathlib import Path
 
-from kd_keras import methods
+from kd_keras import datasets, methods
 from kd_keras.app.commands import arguments, models
 
 HELP = "search T, alpha and the learning rate with KerasTuner"
@@ -59,12 +59,17 @@ def add_arguments(parser):
     parser.add_argument("--output", required=True, type=Path)
 
 
+def check(args):
+    models.check_output_free(args)
+    datasets.check(args.dataset)
+    models.check_inputs_exist(args)
+
+
 def run(args):
     from kd_keras.app import data as app_data
     from kd_keras.app import tune
     from kd_keras.saving import check_format
 
-    models.check_output_free(args)
     # Every trial trains from the teacher's outputs computed once, on
     # arrays: a folder's images are read into memory.
     data = app_data.load_for(args).in_memory()
@@ -88,6 +93,7 @@ def run(args):
         methods=args.method or ["kd"],
         seed=args.seed,
         overwrite=args.overwrite,
+        verbose=arguments.progress(args),
     )
     best, accuracies = result["best"], result["accuracies"]
     settings = dict(best.hyperparameters)
