@@ -358,6 +358,8 @@ def with_unlabelled(labelled, unlabelled, batch_size, counts=None, seed=None):
     labelled = labelled.unbatch()
     spec = labelled.element_spec[1]
 
+    # Plain tensor code: AutoGraph has nothing to convert.
+    @tf.autograph.experimental.do_not_convert
     def mark(*x):
         return x[0], tf.constant(UNLABELLED, spec.dtype)
 

@@ -357,6 +357,8 @@ def check_dataset_labels(name, dataset, output_shape):
         return dataset
     message = _LABELS_OUT_OF_RANGE.format(name, classes)
 
+    # Plain tensor code: AutoGraph has nothing to convert.
+    @tf.autograph.experimental.do_not_convert
     def check(*element):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
             element if len(element) > 1 else element[0]

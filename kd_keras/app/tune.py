@@ -12,6 +12,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from kd_keras import models, tuning, views
 from kd_keras.app import evaluation, protocol, report
@@ -92,17 +93,19 @@ def plot_heatmap(trials, path, temperatures, alphas):
         i = alphas.index(trial["alpha"])
         j = temperatures.index(trial["temperature"])
         grid[i, j] = np.fmax(grid[i, j], trial["val_accuracy"])
-    fig, axis = report.figure(figsize=(1.2 * len(temperatures) + 2.5, 3.5))
-    image = axis.imshow(grid, cmap="viridis", origin="lower")
+    fig, axis = report.figure(figsize=(1.0 * len(temperatures) + 2.0, 3.6))
+    image = axis.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
+            # Dark text on the light end of the colour map, light on the dark.
+            light = image.norm(value) > 0.6
             axis.text(
                 j,
                 i,
                 f"{value:.3f}",
                 ha="center",
                 va="center",
-                color="white",
+                color="black" if light else "white",
                 fontsize=8,
             )
     axis.set(
@@ -112,7 +115,7 @@ def plot_heatmap(trials, path, temperatures, alphas):
         yticklabels=[f"{a:g}" for a in alphas],
         xlabel="temperature T",
         ylabel="alpha",
-        title="Best validation accuracy (blank: not tried)",
+        title="Best validation accuracy\n(blank: not tried)",
     )
     fig.colorbar(image, ax=axis)
     fig.tight_layout()
@@ -123,18 +126,21 @@ def plot_progress(trials, path):
     """Each trial's validation accuracy and the best so far."""
     scores = [t["val_accuracy"] for t in trials]
     numbers = np.arange(1, len(scores) + 1)
+    best = np.maximum.accumulate(scores)
     fig, axis = report.figure(figsize=(6, 3.5))
     axis.plot(numbers, scores, "o", color="tab:gray", label="trial")
+    # Each trial's best so far, held to the next trial (and past the last).
     axis.step(
-        numbers,
-        np.maximum.accumulate(scores),
+        [*numbers, numbers[-1] + 0.5],
+        [*best, best[-1]],
         where="post",
         color="tab:blue",
         label="best so far",
     )
     axis.set(xlabel="trial", ylabel="validation accuracy", title="The search")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower right")
+    axis.legend(loc="best")
     fig.tight_layout()
     report.save_png(fig, path)
 

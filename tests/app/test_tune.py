@@ -29,3 +29,37 @@ def test_soft_target_lines():
     lines, off_top = tune.soft_target_lines([[4.0, 0.0, 0.0]], [1.0, 4.0])
     assert lines[0].startswith("  T = 1: entropy")
     assert round(off_top[4.0], 3) == 0.424
+
+
+def saved_figures(monkeypatch):
+    """The figures the plots would save, kept instead of written."""
+    from kd_keras.app import report
+
+    figures = []
+    monkeypatch.setattr(
+        report, "save_png", lambda fig, path: figures.append(fig)
+    )
+    return figures
+
+
+def test_progress_shows_the_last_improvement_and_whole_trials(monkeypatch):
+    """The best-so-far line stopped at 0.812 where trial 3 scored 0.815,
+    and its ticks read 1.00, 1.25, ..."""
+    figures = saved_figures(monkeypatch)
+    scores = [0.80, 0.812, 0.815]
+    tune.plot_progress([{"val_accuracy": s} for s in scores], "progress.png")
+    (axis,) = figures[0].axes
+    step = axis.lines[1]
+    assert step.get_ydata()[-1] == 0.815 and step.get_xdata()[-1] > 3
+    assert all(float(t).is_integer() for t in axis.get_xticks())
+
+
+def test_heatmap_fills_its_figure(monkeypatch):
+    """A blank strip took the left 40% of the figure."""
+    figures = saved_figures(monkeypatch)
+    trials = [{"temperature": 4.0, "alpha": 0.1, "val_accuracy": 0.9}]
+    tune.plot_heatmap(trials, "heatmap.png", (1.0, 4.0), (0.1, 0.5))
+    axis = figures[0].axes[0]
+    assert axis.get_aspect() == "auto"
+    box = axis.get_position()
+    assert box.x0 < 0.25 and box.width > 0.5
