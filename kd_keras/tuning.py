@@ -29,7 +29,11 @@ from kd_keras import methods as kd_methods
 from kd_keras.datasets import split_validation
 from kd_keras.distiller import Distiller
 from kd_keras.files import atomic_path
-from kd_keras.hyperparameters import check_fraction
+from kd_keras.hyperparameters import (
+    DEFAULT_ALPHA,
+    DEFAULT_TEMPERATURE,
+    check_fraction,
+)
 from kd_keras.saving import save_weights
 from kd_keras.teacher_outputs import TeacherCache, TeacherStore
 
@@ -409,6 +413,42 @@ def _make_tuner(tuner, hypermodel, max_trials, epochs, seed, **kwargs):
     )
 
 
+# Adam's default learning rate, the first trial's when the range holds it.
+_DEFAULT_LEARNING_RATE = 1e-3
+
+
+def _start_at_the_defaults(oracle, hypermodel):
+    """Makes the first trial of a new search try the Distiller's defaults
+    (T=4, alpha=0.1, Adam's learning rate 1e-3, the first method) where the
+    search space holds them: the search then never returns a setting worse
+    on validation than the defaults. A resumed search goes on as it was."""
+    low, high = hypermodel.learning_rates
+    defaults = {
+        name: value
+        for name, value, values in (
+            ("temperature", DEFAULT_TEMPERATURE, hypermodel.temperatures),
+            ("alpha", DEFAULT_ALPHA, hypermodel.alphas),
+            ("method", hypermodel.methods[0], hypermodel.methods),
+        )
+        if value in values
+    }
+    if low <= _DEFAULT_LEARNING_RATE <= high:
+        defaults["learning_rate"] = _DEFAULT_LEARNING_RATE
+    populate = oracle.populate_space
+
+    def populate_space(trial_id):
+        response = populate(trial_id)
+        values = response.get("values")
+        if not oracle.trials and values is not None:
+            response["values"] = {
+                **values,
+                **{k: v for k, v in defaults.items() if k in values},
+            }
+        return response
+
+    oracle.populate_space = populate_space
+
+
 def _settings(trial):
     """A trial's hyperparameters, without KerasTuner's own (`tuner/...`,
     Hyperband's bookkeeping)."""
@@ -552,7 +592,10 @@ def tune(
     initial weights in every trial) with a temperature, an `alpha` and a
     learning rate (and a method, with its own parameters, when several are
     given) chosen by the tuner, and is scored by the student's best
-    validation accuracy. The teacher's outputs are computed once for the
+    validation accuracy. The first trial of a new search tries the
+    defaults (T=4, alpha=0.1, Adam's learning rate 1e-3) where the space
+    holds them, so the search never returns a setting worse on validation
+    than the defaults. The teacher's outputs are computed once for the
     whole search. An interrupted search resumes from
     `directory/project_name` (unless `overwrite`).
 
@@ -653,6 +696,7 @@ def tune(
         overwrite=overwrite,
         **tuner_kwargs,
     )
+    _start_at_the_defaults(search.oracle, hypermodel)
     with atomic_path(folder / IDENTITY_FILE, overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(identity, indent=1))
     search.search(
