@@ -4,8 +4,9 @@ student with its card.
 The run folder (`runs/tune_<dataset>` by default) holds KerasTuner's
 project (`search/`, from which an interrupted search resumes),
 `diagnosis.txt`, `trials.csv`, `heatmap.png` (validation accuracy over T ×
-alpha) and `progress.png` (the best validation accuracy against the trial
-number).
+alpha), `progress.png` (the best validation accuracy against the trial
+number) and `result.txt` (the best settings, the test accuracies and, when
+the tuned student falls below its scratch twin, a warning).
 """
 
 import csv
@@ -73,6 +74,36 @@ def conclusion(
         "on validation data and its soft targets carry more than the "
         "labels: the search has something to find."
     )
+
+
+def shortfall(accuracies, trials, epochs):
+    """A warning when the tuned student scores below its scratch twin on
+    the test data, with what to try; `None` otherwise."""
+    gap = 100 * (accuracies["scratch"] - accuracies["best"])
+    if gap <= 0:
+        return None
+    return (
+        f"the tuned student scores {gap:.1f} points below its scratch twin "
+        f"on the test data: this search did not make distillation pay off. "
+        f"Try more trials (it ran {trials}; --trials), more epochs (at most "
+        f"{epochs}; --epochs), or what diagnosis.txt suggests."
+    )
+
+
+def result_lines(best, accuracies):
+    """The search's outcome: the best settings and the test accuracies."""
+    gain = 100 * (accuracies["best"] - accuracies["scratch"])
+    settings = ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in best.hyperparameters.items()
+    )
+    return [
+        f"Best of {len(best.trials)} trials: {settings} (validation "
+        f"accuracy {best.validation_accuracy:.4f}).",
+        f"Test accuracy: tuned student {accuracies['best']:.4f}, scratch "
+        f"twin {accuracies['scratch']:.4f} ({gain:+.1f} points), teacher "
+        f"{accuracies['teacher']:.4f}.",
+    ]
 
 
 def write_trials(trials, path):
@@ -183,8 +214,9 @@ def run(
 
     Returns:
         `best` (the `tuning.TuneResult`), `scratch` (the scratch twin),
-        `accuracies` (test accuracy of `teacher`, `scratch`, `best`) and
-        `diagnosis` (its lines).
+        `accuracies` (test accuracy of `teacher`, `scratch`, `best`),
+        `diagnosis` and `result` (their lines) and `warning` (the
+        `shortfall`, or `None`).
     """
     run_dir = Path(run_dir)
     settings = protocol.settings_for(
@@ -273,9 +305,16 @@ def run(
             ("best", best.student),
         )
     }
+    result = result_lines(best, accuracies)
+    warning = shortfall(accuracies, len(best.trials), settings["epochs"])
+    with atomic_path(run_dir / "result.txt", overwrite=True) as tmp:
+        lines = result + ([f"Warning: {warning}"] if warning else [])
+        Path(tmp).write_text("\n".join(lines) + "\n")
     return {
         "best": best,
         "scratch": scratch,
         "accuracies": accuracies,
         "diagnosis": diagnosis,
+        "result": result,
+        "warning": warning,
     }

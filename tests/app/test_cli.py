@@ -562,11 +562,18 @@ def test_tune(workdir, teacher):
         card["hyperparameters"]
     )
     assert 0 < card["hyperparameters"]["validation_accuracy"] <= 1
-    assert re.search(
-        r"Test accuracy: tuned student [\d.]+, scratch twin [\d.]+ "
-        r"\([+-][\d.]+ points\), teacher",
+    test_line = re.search(
+        r"Test accuracy: tuned student ([\d.]+), scratch twin ([\d.]+) "
+        r"\([+-][\d.]+ points\), teacher.*",
         result.stdout,
     )
+    # The report holds what the command printed, and the warning exactly
+    # when the tuned student is below its scratch twin.
+    report = (run / "result.txt").read_text()
+    assert report.startswith("Best of 3 trials: ") and test_line[0] in report
+    tuned, scratch = map(float, test_line.groups())
+    below = "points below its scratch twin" in result.stderr
+    assert below == (tuned < scratch) == ("Warning: " in report)
     assert kd_keras_load(workdir / "tuned.h5").name == "student"
     # Run again, it refuses to replace the student before any work.
     again = kd_keras(*args, cwd=workdir)
@@ -682,6 +689,20 @@ def test_store_build_and_distill_from_it(workdir, teacher, student):
     assert result.returncode == 1
     assert "built for another teacher" in result.stderr
     assert not (workdir / "other.h5").exists()
+    # A store without the layer a feature method reads: the flag to add.
+    fitnet = distill_args(
+        teacher,
+        "tiny.npz",
+        *("--teacher-store", "store", "--method", "fitnet"),
+        *("--output", "fitnet.h5"),
+        params=("teacher_layer=dense_0", "student_layer=dense_0"),
+    )
+    result = kd_keras(*fitnet, cwd=workdir)
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        "outputs of no layer; --method fitnet reads 'dense_0': build the "
+        "store again with --teacher-layer dense_0.\n"
+    )
 
 
 # --- Mistakes reported at once; output a log can hold ----------------------
@@ -787,6 +808,15 @@ def kd_keras_process(*args, cwd):
             "--trials must be >= 1",
         ),
         (("demo", "--labels", "0"), "--labels must be >= 1"),
+        (
+            (
+                "distill",
+                *("--teacher", "teacher.h5", "--student", "mlp"),
+                *("--method", "fitnet", "--output", "s.h5"),
+            ),
+            "--method fitnet needs --param teacher_layer=NAME --param "
+            "student_layer=NAME.",
+        ),
         (("store",), "the following arguments are required: COMMAND"),
     ],
 )

@@ -63,3 +63,14 @@ def test_heatmap_fills_its_figure(monkeypatch):
     assert axis.get_aspect() == "auto"
     box = axis.get_position()
     assert box.x0 < 0.25 and box.width > 0.5
+
+
+def test_a_tuned_student_below_its_scratch_twin_is_a_warning():
+    """A 3-trial search printed "-9.2 points" against the scratch twin and
+    nothing else."""
+    accuracies = {"teacher": 0.95, "scratch": 0.9222, "best": 0.8306}
+    warning = tune.shortfall(accuracies, trials=3, epochs=5)
+    assert warning.startswith("the tuned student scores 9.2 points below")
+    assert "it ran 3; --trials" in warning and "at most 5; --epochs" in warning
+    for best in (0.9222, 0.95):
+        assert tune.shortfall({**accuracies, "best": best}, 3, 5) is None

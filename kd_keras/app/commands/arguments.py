@@ -72,11 +72,13 @@ def command(subparsers, name, help_text, description, examples, common=True):
         return parser
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument(
+        "-q",
         "--quiet",
         action="store_true",
         help="print no progress, only the results and errors",
     )
     loudness.add_argument(
+        "-v",
         "--verbose",
         action="store_true",
         help="show Python tracebacks of errors, and what TensorFlow prints",

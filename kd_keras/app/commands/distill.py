@@ -126,6 +126,18 @@ def method_parameters(params):
     return parsed
 
 
+def check_required(args, parameters):
+    """A --method without its required --param fails at once."""
+    required = methods.REGISTRY[args.method].required
+    missing = {k: v for k, v in required.items() if k not in parameters}
+    if missing:
+        raise ValueError(
+            f"--method {args.method} needs "
+            + " ".join(f"--param {k}={v}" for k, v in missing.items())
+            + "."
+        )
+
+
 def check_method(args, parameters):
     """Bad --method/--param/--teacher values fail before data is loaded."""
     method = methods.REGISTRY[args.method]
@@ -142,11 +154,25 @@ def check_method(args, parameters):
         )
 
 
+def check_store(args, parameters, store):
+    """A --teacher-store without the teacher layer --method reads fails
+    before data is loaded."""
+    layer = parameters.get("teacher_layer")
+    if layer is not None and layer not in store.teacher_layers:
+        raise ValueError(
+            f"--teacher-store {str(args.teacher_store)!r} holds the "
+            "teacher's logits and the outputs of "
+            f"{list(store.teacher_layers) or 'no layer'}; --method "
+            f"{args.method} reads {layer!r}: build the store again with "
+            f"--teacher-layer {layer}."
+        )
+
+
 def check(args):
     models.check_output_free(args)
     datasets.check(args.dataset)
     models.check_inputs_exist(args)
-    method_parameters(args.param)
+    check_required(args, method_parameters(args.param))
 
 
 def run(args):
@@ -161,6 +187,7 @@ def run(args):
         from kd_keras.teacher_outputs import TeacherStore
 
         store = TeacherStore(args.teacher_store)
+        check_store(args, parameters, store)
     data = app_data.load_for(args)
     teacher = models.teacher(args, data)
     student = models.student(args, data)

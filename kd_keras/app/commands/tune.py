@@ -1,6 +1,7 @@
 """`kd-keras tune`: a diagnosis and a KerasTuner search of the
 distillation settings, run by `kd_keras.app.tune`."""
 
+import sys
 from pathlib import Path
 
 from kd_keras import datasets, methods
@@ -14,9 +15,11 @@ DESCRIPTION = (
     "starts from the same student, trains from the teacher's outputs "
     "computed once for the whole search, and is scored on a validation "
     "split of the training data. Writes diagnosis.txt, trials.csv, a T x "
-    "alpha heat-map and the search's progress to the run folder, saves the "
-    "best student as .h5 with its card, and prints its test accuracy next "
-    "to the scratch twin's. Run again, an interrupted search resumes."
+    "alpha heat-map, the search's progress and result.txt to the run "
+    "folder, saves the best student with its card, and prints its test "
+    "accuracy next to the scratch twin's, with a warning when it is below. "
+    "The first trial tries the defaults. Run again, an interrupted search "
+    "resumes."
 )
 EXAMPLES = """examples:
   kd-keras tune --teacher saved_models/digits_mlp_teacher.h5 --student mlp \\
@@ -95,7 +98,7 @@ def run(args):
         overwrite=args.overwrite,
         verbose=arguments.progress(args),
     )
-    best, accuracies = result["best"], result["accuracies"]
+    best = result["best"]
     settings = dict(best.hyperparameters)
     models.save_with_card(
         best.student,
@@ -110,16 +113,7 @@ def run(args):
             "teacher": [str(path) for path in args.teacher],
         },
     )
-    gain = 100 * (accuracies["best"] - accuracies["scratch"])
-    print(
-        f"\nBest of {len(best.trials)} trials: "
-        + ", ".join(
-            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in best.hyperparameters.items()
-        )
-        + f" (validation accuracy {best.validation_accuracy:.4f}).\n"
-        f"Test accuracy: tuned student {accuracies['best']:.4f}, scratch "
-        f"twin {accuracies['scratch']:.4f} ({gain:+.1f} points), teacher "
-        f"{accuracies['teacher']:.4f}.\n"
-        f"Diagnosis, trials.csv and plots in {run_dir}/."
-    )
+    print("\n" + "\n".join(result["result"]))
+    print(f"Diagnosis, trials.csv and plots in {run_dir}/.")
+    if result["warning"]:
+        print(f"kd-keras tune: warning: {result['warning']}", file=sys.stderr)
