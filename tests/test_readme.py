@@ -95,6 +95,8 @@ def test_quick_start_runs(code, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # The reload the README shows does not warn.
+    assert "No training configuration found" not in result.stderr
     *_, scratch_line, logs_line = result.stdout.strip().splitlines()
     logs = ast.literal_eval(logs_line)
     assert {
@@ -185,3 +187,60 @@ def test_readme_links_every_notebook():
     }
     expected = {f"notebooks/{name}.ipynb" for name in NOTEBOOKS}
     assert (on_disk | expected) <= linked
+
+
+def demo_block():
+    """The README's `<!-- demo -->` block: its table rows (cells) and its
+    verdict line."""
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"<!-- demo -->\s*\n```\n(.*?)\n```", text, re.S)[1]
+    table, verdict = block.split("\n\n")
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in table.splitlines()
+    ]
+    return table.splitlines()[:2], rows[2:], verdict
+
+
+def test_readme_demo_block_is_what_the_demo_prints(tmp_path):
+    """The parts of `make demo`'s output that do not depend on the CPU: the
+    table's columns and rows, the models' sizes, and the verdict the demo
+    draws from the accuracies shown. (The accuracies and latencies are one
+    CPU's, and the README says so.)"""
+    from kd_keras import models
+    from kd_keras.app import demo, report
+
+    header, rows, verdict = demo_block()
+    assert header == report.table({"models": []}).splitlines()
+    assert [row[0] for row in rows] == list(report.ROLES.values())
+    accuracies = {
+        role: float(row[3])
+        for role, row in zip(report.ROLES, rows, strict=True)
+    }
+    assert verdict == demo.verdict(accuracies)
+    # Sizes of the digits demo's models, as report.table writes them.
+    for role, row in zip(report.ROLES, rows, strict=True):
+        model = models.build(
+            "mlp", "teacher" if role == "teacher" else "student", (64,), 10
+        )
+        path = tmp_path / f"{role}.h5"
+        model.save(path)
+        assert row[1:3] == [
+            f"{model.count_params():,}",
+            f"{path.stat().st_size / 1024:,.0f} KiB",
+        ]
+
+
+def test_readme_says_how_much_smaller_the_digits_student_is():
+    """The quick start said 16 times, the demo's description 15 (150,794
+    parameters against 9,610: 15.7)."""
+    from kd_keras import models
+
+    ratio = round(
+        models.mlp_teacher((64,), 10).count_params()
+        / models.mlp_student((64,), 10).count_params()
+    )
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    claims = re.findall(r"(\d+) times smaller", text)
+    assert len(claims) >= 2 and set(claims) == {str(ratio)}
+    assert f"1/{ratio}" in text  # the Chinese quick start

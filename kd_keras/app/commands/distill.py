@@ -12,7 +12,7 @@ from kd_keras.app.commands import arguments, models
 HELP = "distil a student from a teacher"
 DESCRIPTION = (
     "Trains a student (a .h5/.keras file, or a built-in 'mlp'/'cnn') from "
-    "a teacher file and saves it as .h5 with a JSON card."
+    "a teacher file and saves it (.h5 or .keras) with a JSON card."
 )
 EXAMPLES = """examples:
   kd-keras distill --teacher teacher.h5 --student mlp --dataset digits \\
