@@ -20,7 +20,7 @@ validation accuracy after each of `--trap-epochs` epochs.
 
 Writes `benchmarks/IMAGES.md`.
 
-Run: `.venv/bin/python benchmarks/images.py` (about 45 minutes on 2 cores).
+Run: `.venv/bin/python benchmarks/images.py` (about 30 minutes on 2 cores).
 """
 
 import argparse
