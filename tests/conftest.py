@@ -221,3 +221,20 @@ def digit_images(samples, seed=0):
     chosen = rng.choice(len(digits.target), samples, replace=False)
     images = (digits.images[chosen] * 255 / 16).round().astype("uint8")
     return images, digits.target[chosen]
+
+
+def augmented_mobilenet(name, classes=CLASSES):
+    """A MobileNetV3Small from scratch behind a random flip, as Keras users
+    build them: the Application is a nested model inside the returned
+    one, named "MobileNetV3Small"."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    flipped = keras.Sequential(
+        [keras.layers.RandomFlip("horizontal", name="flip")], name="augment"
+    )(inputs)
+    outputs = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3),
+        weights=None,
+        classes=classes,
+        classifier_activation=None,
+    )(flipped)
+    return keras.Model(inputs, outputs, name=name)

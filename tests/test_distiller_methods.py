@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import CLASSES
+from conftest import CLASSES, augmented_mobilenet
 from references import np_at, np_dkd, np_fitnet, np_kd, np_softmax
 
 import kd_keras
@@ -359,21 +359,6 @@ def test_paths_into_nested_models_train_as_the_layers_themselves(jit_compile):
         weights.append(student.get_weights())
     for flat, inner in zip(*weights, strict=True):
         np.testing.assert_allclose(flat, inner, rtol=1e-5, atol=1e-6)
-
-
-def augmented_mobilenet(name):
-    """A MobileNetV3Small behind a random flip, as Keras users build them."""
-    inputs = keras.Input((32, 32, 3), name="image")
-    flipped = keras.Sequential(
-        [keras.layers.RandomFlip("horizontal")], name="augment"
-    )(inputs)
-    outputs = keras.applications.MobileNetV3Small(
-        input_shape=(32, 32, 3),
-        weights=None,
-        classes=CLASSES,
-        classifier_activation=None,
-    )(flipped)
-    return keras.Model(inputs, outputs, name=name)
 
 
 MOBILENET_LAYER = "MobileNetV3Small/expanded_conv_2_add"

@@ -14,7 +14,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, FEATURES, make_data, make_mlp
+from conftest import (
+    CLASSES,
+    FEATURES,
+    augmented_mobilenet,
+    make_data,
+    make_mlp,
+)
 
 import kd_keras
 from kd_keras import saving
@@ -181,19 +187,6 @@ def test_unknown_custom_object(tmp_path, suffix, monkeypatch):
     )
 
 
-def mobilenet_student():
-    """A model whose `.h5` file Keras 3.15 cannot rebuild."""
-    inputs = keras.Input((32, 32, 3))
-    augment = keras.Sequential([keras.layers.RandomFlip()], name="augment")
-    outputs = keras.applications.MobileNetV3Small(
-        input_shape=(32, 32, 3),
-        weights=None,
-        classes=10,
-        classifier_activation=None,
-    )(augment(inputs))
-    return keras.Model(inputs, outputs, name="student")
-
-
 def lambda_activation_model():
     """A model Keras saves, in either format, but cannot rebuild."""
     inputs = keras.Input((FEATURES,))
@@ -207,7 +200,7 @@ def lambda_activation_model():
     [
         (
             ".h5",
-            mobilenet_student,
+            lambda: augmented_mobilenet("student", classes=10),
             "Only input tensors may be passed as positional arguments",
             "save the model as .keras instead, or build it in code",
         ),

@@ -6,6 +6,7 @@ import pytest
 from conftest import (
     FEATURES,
     assert_reloads_without_kd_keras,
+    augmented_mobilenet,
     make_data,
     make_mlp,
 )
@@ -133,22 +134,9 @@ def test_saved_files_get_the_usual_mode(distiller, tmp_path):
 # --- Files Keras cannot load back ----------------------------------------
 
 
-def mobilenet_student():
-    """A student whose `.h5` file Keras 3.15 cannot rebuild."""
-    inputs = keras.Input((32, 32, 3))
-    augment = keras.Sequential([keras.layers.RandomFlip()], name="augment")
-    outputs = keras.applications.MobileNetV3Small(
-        input_shape=(32, 32, 3),
-        weights=None,
-        classes=10,
-        classifier_activation=None,
-    )(augment(inputs))
-    return keras.Model(inputs, outputs, name="student")
-
-
 @pytest.fixture(scope="module")
 def mobilenet():
-    return mobilenet_student()
+    return augmented_mobilenet("student", classes=10)
 
 
 def images(samples=4):

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FEATURES, make_data, make_mlp
+from conftest import FEATURES, augmented_mobilenet, make_data, make_mlp
 from references import values
 
 from kd_keras import views
@@ -406,23 +406,14 @@ def test_a_subclassed_nested_model_is_refused_by_path():
 
 
 def test_a_layer_of_a_keras_application_is_named_by_its_path():
-    inputs = keras.Input((32, 32, 3), name="image")
-    flipped = keras.Sequential(
-        [keras.layers.RandomFlip("horizontal")], name="augment"
-    )(inputs)
-    application = keras.applications.MobileNetV3Small(
-        input_shape=(32, 32, 3),
-        weights=None,
-        classes=10,
-        classifier_activation=None,
-    )
-    model = keras.Model(inputs, application(flipped), name="student")
+    model = augmented_mobilenet("student", classes=10)
+    application = model.get_layer("MobileNetV3Small")
     with pytest.raises(ValueError) as error:
         views.layer_output(model, "expanded_conv_2_add", "student")
     assert str(error.value) == (
         "The student 'student' has no layer named 'expanded_conv_2_add'. "
         "Its layers: image, augment (a model: name its layers as "
-        "'augment/<layer>', e.g. 'augment/random_flip'), MobileNetV3Small "
+        "'augment/<layer>', e.g. 'augment/flip'), MobileNetV3Small "
         "(a model: name its layers as 'MobileNetV3Small/<layer>', e.g. "
         "'MobileNetV3Small/expanded_conv_2_add'). Did you mean "
         "'MobileNetV3Small/expanded_conv_2_add'?"

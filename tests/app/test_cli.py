@@ -6,10 +6,7 @@ shows (an instant, quiet `--help`; TensorFlow's start-up lines silenced)
 is tested in subprocesses.
 """
 
-import contextlib
-import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,27 +16,12 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from in_process import kd_keras
 
 import kd_keras as kd_keras_module
 from kd_keras.app import cards, cli
 from kd_keras.app.commands import COMMANDS
 from kd_keras.saving import load_student as kd_keras_load
-
-
-def kd_keras(*args, cwd):
-    """`kd-keras args` run in folder `cwd`: its exit status and what it
-    printed, as `subprocess.run` reports them."""
-    out, err = io.StringIO(), io.StringIO()
-    previous = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = cli.main([str(arg) for arg in args])
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(
-        args, status, out.getvalue(), err.getvalue()
-    )
 
 
 def distill_args(teacher, dataset, *options, params=()):

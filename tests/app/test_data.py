@@ -1,17 +1,14 @@
 """The command line on a folder of images: the data a command reads
 (`kd_keras.app.data`), and the four commands of the job end to end."""
 
-import contextlib
-import io
 import json
-import os
 
 import numpy as np
 import pytest
 from conftest import digit_images
+from in_process import kd_keras
 
 from kd_keras import images
-from kd_keras.app import cli
 from kd_keras.app import data as app_data
 
 CLASSES = [str(c) for c in range(10)]
@@ -19,15 +16,8 @@ CLASSES = [str(c) for c in range(10)]
 
 def run(*args, cwd):
     """`kd-keras args` in `cwd`: `(status, stdout, stderr)`."""
-    out, err = io.StringIO(), io.StringIO()
-    previous = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = cli.main([str(arg) for arg in args])
-    finally:
-        os.chdir(previous)
-    return status, out.getvalue(), err.getvalue()
+    result = kd_keras(*args, cwd=cwd)
+    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

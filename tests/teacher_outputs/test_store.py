@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, FEATURES, make_data, make_mlp
+from conftest import (
+    CLASSES,
+    FEATURES,
+    augmented_mobilenet,
+    make_data,
+    make_mlp,
+)
 
 import kd_keras
 from kd_keras.teacher_outputs import cache as teacher_cache
@@ -495,27 +501,12 @@ def test_schemes_without_a_teacher_step_refuse_a_store(teacher, data, tmp_path):
 MOBILENET_LAYER = "MobileNetV3Small/expanded_conv_2_add"
 
 
-def augmented_mobilenet():
-    """A MobileNetV3Small behind a random flip, as Keras users build them."""
-    inputs = keras.Input((32, 32, 3), name="image")
-    flipped = keras.Sequential(
-        [keras.layers.RandomFlip("horizontal")], name="augment"
-    )(inputs)
-    outputs = keras.applications.MobileNetV3Small(
-        input_shape=(32, 32, 3),
-        weights=None,
-        classes=CLASSES,
-        classifier_activation=None,
-    )(flipped)
-    return keras.Model(inputs, outputs, name="teacher")
-
-
 def test_features_inside_nested_models_are_stored_by_path(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % CLASSES
     keras.utils.set_random_seed(0)
-    teacher = augmented_mobilenet()
+    teacher = augmented_mobilenet("teacher")
     store = build(
         teacher,
         (x, y),

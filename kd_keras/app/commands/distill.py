@@ -127,8 +127,12 @@ def method_parameters(params):
 
 
 def check_required(args, parameters):
-    """A --method without its required --param fails at once."""
-    required = methods.REGISTRY[args.method].required
+    """A --method without its required --param fails at once (after a
+    scheme's unknown --param, which is the likelier typo)."""
+    method = methods.REGISTRY[args.method]
+    if method.is_scheme:
+        methods.check_scheme(args.method, parameters)
+    required = method.required
     missing = {k: v for k, v in required.items() if k not in parameters}
     if missing:
         raise ValueError(
