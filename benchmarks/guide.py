@@ -339,7 +339,9 @@ def report(results):
     axis.axhline(0, color="black", lw=0.8)
     axis.set(
         xscale="log",
-        xlabel="labelled share of the training set (%)",
+        xticks=[100 * f for f in FRACTIONS],
+        xticklabels=[f"{f:.0%}" for f in FRACTIONS],
+        xlabel="labelled share of the training set (log scale)",
         ylabel="distilled − scratch (points)",
         title="Gain against the share of labels",
     )
@@ -351,7 +353,7 @@ def report(results):
         "## T and alpha (validation accuracy, seed 0)",
         "",
     ]
-    fig, axis = figure(size=(5, 3.5))
+    fig, axis = figure(size=(3.8, 3.5))
     for fraction in (0.01,):
         scratch = _get(results, "student_scratch", fraction, seeds=(0,))[0]
         grid = np.array(
@@ -386,9 +388,21 @@ def report(results):
             ),
             "",
         ]
-        image = axis.imshow(100 * grid, cmap="RdBu", vmin=-3, vmax=3)
+        # Colours from no gain to the largest: on a fixed ±3 scale gains
+        # of +9 were one saturated blue, and a scale from the smallest
+        # gain would magnify differences within the seeds' noise.
+        largest = 100 * max(grid.max(), 0.0)
+        image = axis.imshow(100 * grid, cmap="Blues", vmin=0, vmax=largest)
+        middle = largest / 2
         for (i, j), value in np.ndenumerate(100 * grid):
-            axis.text(j, i, f"{value:+.1f}", ha="center", va="center")
+            axis.text(
+                j,
+                i,
+                f"{value:+.1f}",
+                ha="center",
+                va="center",
+                color="white" if value > middle else "black",
+            )
         axis.set(
             xticks=range(len(ALPHAS)),
             xticklabels=[f"{a:g}" for a in ALPHAS],
@@ -445,6 +459,7 @@ def report(results):
             )
     axis.axhline(0, color="black", lw=0.8)
     axis.axvline(0, color="black", lw=0.8)
+    axis.margins(0.15)  # room for the labels of the outermost points
     axis.set(
         xlabel="teacher − scratch student (points)",
         ylabel="distilled − scratch (points)",

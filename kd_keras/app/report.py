@@ -164,19 +164,22 @@ def _comparison(run, path):
 
 
 def _confusion(run, path):
+    """The distilled student's confusion matrix; empty cells are left
+    blank, so that the mistakes stand out."""
     matrix = np.array(run["confusion_matrix"])
     fig, axis = figure(figsize=(6, 5.5))
     image = axis.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
-        axis.text(
-            j,
-            i,
-            str(count),
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="white" if count > matrix.max() / 2 else "black",
-        )
+        if count:
+            axis.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=9 if len(matrix) <= 10 else 6,
+                color="white" if count > matrix.max() / 2 else "black",
+            )
     ticks = np.arange(len(matrix))
     axis.set(
         xticks=ticks,
