@@ -24,6 +24,7 @@ __all__ = [
     "datasets",
     "distribute",
     "distill_chain",
+    "distillation",
     "export",
     "function_matching",
     "distillation_loss",

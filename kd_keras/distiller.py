@@ -19,6 +19,10 @@ from kd_keras.hyperparameters import (
     check_weight,
 )
 from kd_keras.labels import fill_unlabelled
+from kd_keras.losses.keras_distillation import (
+    as_distillation_loss,
+    is_keras_style,
+)
 from kd_keras.metrics import TeacherAgreement
 from kd_keras.saving import save_model
 from kd_keras.teacher_outputs import TeacherCache, TeacherSource, TeacherStore
@@ -28,12 +32,17 @@ from kd_keras.validation import check_models
 from kd_keras.views import (
     ModelView,
     feature_shape,
+    from_logits,
     output_activation,
     output_shape,
 )
 
 # Told apart from a temperature of 4 passed beside a loss with its own.
 _DEFAULT_TEMPERATURE = Default(DEFAULT_TEMPERATURE)
+# Told apart from an alpha passed beside keras.distillation's words.
+_DEFAULT_ALPHA = Default(DEFAULT_ALPHA)
+# keras.distillation.Distiller's default `student_loss_weight`.
+KERAS_STUDENT_LOSS_WEIGHT = 0.5
 
 Losses = collections.namedtuple(
     "Losses", ["total", "student", "distillation", "terms"]
@@ -46,10 +55,57 @@ one's weighted value.
 """
 
 
+def _listed(distillation_loss):
+    if isinstance(distillation_loss, (list, tuple)):
+        return list(distillation_loss)
+    return [distillation_loss]
+
+
+def _both(ours, value, theirs, given):
+    return ValueError(
+        f"{ours} and {theirs} are one setting, in kd_keras' and in "
+        f"keras.distillation's words: pass one. Received: {ours}={value!r}, "
+        f"{theirs}={given!r}"
+    )
+
+
+def _from_keras_words(
+    distillation_loss, alpha, distillation_losses, student_loss_weight
+):
+    """`(distillation_loss, alpha, in_keras_words)` from the constructor's
+    two vocabularies, kd_keras' and `keras.distillation`'s.
+
+    Keras' words (`distillation_losses`, `student_loss_weight`, or one of
+    its losses) take its default hard-label weight, 0.5.
+    """
+    keras_words = (
+        distillation_losses is not None or student_loss_weight is not None
+    )
+    if distillation_losses is not None:
+        if distillation_loss is not None:
+            raise _both(
+                "distillation_loss",
+                distillation_loss,
+                "distillation_losses",
+                distillation_losses,
+            )
+        distillation_loss = distillation_losses
+    if student_loss_weight is not None:
+        if alpha is not _DEFAULT_ALPHA:
+            raise _both(
+                "alpha", alpha, "student_loss_weight", student_loss_weight
+            )
+        alpha = student_loss_weight
+    if distillation_loss is not None:
+        keras_words |= any(map(is_keras_style, _listed(distillation_loss)))
+    if alpha is _DEFAULT_ALPHA and keras_words:
+        alpha = KERAS_STUDENT_LOSS_WEIGHT
+    return distillation_loss, alpha, keras_words
+
+
 def _as_list(distillation_loss, weights):
     """`(losses, weights)` as lists of the same length."""
-    many = isinstance(distillation_loss, (list, tuple))
-    losses = list(distillation_loss) if many else [distillation_loss]
+    losses = _listed(distillation_loss)
     if not losses:
         raise ValueError("distillation_loss must not be an empty list.")
     if weights is None:
@@ -105,17 +161,29 @@ class Distiller(Trainer):
     `teacher_agreement` (share of samples where the student's top-1 class
     is the teacher's). Calling the distiller returns the student's output.
 
+    It takes `keras.distillation.Distiller`'s words as well, with Keras'
+    meanings and defaults: `distillation_losses` for `distillation_loss`,
+    `student_loss_weight` for `alpha`, and `keras.distillation`'s losses
+    (`kd_keras.losses.LogitsDistillation` and `FeatureDistillation`, Keras'
+    own, or a `keras.distillation.DistillationLoss` of your own), which
+    read the models' outputs as they return them. Called in those words
+    (one of the two keywords, or one of those losses), the hard-label
+    weight defaults to Keras' 0.5 and the logs add `total_loss` (equal to
+    `loss`). See `docs/from_keras_distillation.md`.
+
     Args:
         teacher: The trained `keras.Model`. It is frozen
             (`teacher.trainable = False`) and its weights never change.
         student: The `keras.Model` to train, with the teacher's output
             shape.
         distillation_loss: A `kd_keras.losses` loss called as
-            `loss(teacher, student)`, e.g. `kd_keras.losses.KD(2.0)`, or a
-            list of them to combine. Defaults to `None`, Hinton KD:
+            `loss(teacher, student)`, e.g. `kd_keras.losses.KD(2.0)`, a
+            `keras.distillation.DistillationLoss`, or a list of them to
+            combine. Defaults to `None`, Hinton KD:
             `kd_keras.losses.KD(temperature)`.
         alpha: Weight of the hard-label loss, in [0, 1]. `lambda_param` of
-            `kd_keras.distillation_loss` is `1 - alpha`. Defaults to `0.1`.
+            `kd_keras.distillation_loss` is `1 - alpha`. Defaults to `0.1`
+            (0.5 in Keras' words).
         temperature: Softening temperature of the default loss `T > 0`. A
             loss passed as `distillation_loss` keeps its own temperature.
             Defaults to `4.0`.
@@ -134,6 +202,10 @@ class Distiller(Trainer):
             from reads the teacher's outputs from it (any `cache` trains
             from `fit(store)`). Subclasses whose `prepare_batch` changes
             the batches (`changes_batches`) never cache. Defaults to `"auto"`.
+        distillation_losses: `keras.distillation`'s name for
+            `distillation_loss`. Defaults to `None`.
+        student_loss_weight: `keras.distillation`'s name for `alpha`.
+            Defaults to `None`.
         **kwargs: Passed to `keras.Model` (`name`, `dtype`, ...).
 
     Example:
@@ -165,10 +237,13 @@ class Distiller(Trainer):
         teacher,
         student,
         distillation_loss=None,
-        alpha=DEFAULT_ALPHA,
+        alpha=_DEFAULT_ALPHA,
         temperature=_DEFAULT_TEMPERATURE,
         distillation_loss_weights=None,
         cache="auto",
+        *,
+        distillation_losses=None,
+        student_loss_weight=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -176,6 +251,9 @@ class Distiller(Trainer):
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
+        distillation_loss, alpha, self._keras_words = _from_keras_words(
+            distillation_loss, alpha, distillation_losses, student_loss_weight
+        )
         self.alpha = alpha
         if distillation_loss is None:
             distillation_loss = kd_losses.KD(
@@ -189,9 +267,14 @@ class Distiller(Trainer):
             cache,
         )
         self._is_classifier = output_shape is None or output_shape[-1] > 1
+        self._teacher_activation = output_activation(teacher)
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
+        )
+        # keras.distillation logs `loss` as `total_loss` too.
+        self.total_loss_tracker = (
+            keras.metrics.Mean(name="total_loss") if self._keras_words else None
         )
         if self._is_classifier:
             self.teacher_agreement = TeacherAgreement()
@@ -205,10 +288,23 @@ class Distiller(Trainer):
         return self._alpha
 
     @property
+    def student_loss_weight(self):
+        """`keras.distillation`'s name for `alpha`."""
+        return self.alpha
+
+    @student_loss_weight.setter
+    def student_loss_weight(self, value):
+        self.alpha = value
+
+    @property
+    def distillation_losses(self):
+        """The distillation losses as given, in a list."""
+        return _listed(self.distillation_loss)
+
+    @property
     def _distillation_losses(self):
-        if isinstance(self.distillation_loss, (list, tuple)):
-            return list(self.distillation_loss)
-        return [self.distillation_loss]
+        """The losses as the step computes them (`as_distillation_loss`)."""
+        return self._computed_losses
 
     @property
     def data_model(self):
@@ -224,10 +320,14 @@ class Distiller(Trainer):
         """Checks and sets the losses, their weights, the student's view,
         the adapters, the trackers and where the teacher's outputs come
         from (`cache`)."""
-        losses, weights = _as_list(distillation_loss, weights)
+        given, weights = _as_list(distillation_loss, weights)
+        losses = [as_distillation_loss(loss) for loss in given]
         for loss in losses:
             self._check_distillation_loss(loss, temperature, output_shape)
+        for loss in filter(is_keras_style, given):
+            loss.validate_model_compatibility(self.teacher, self.student)
         self.distillation_loss = distillation_loss
+        self._computed_losses = losses
         self.distillation_loss_weights = weights
         self._student_layers = list(
             dict.fromkeys(
@@ -259,14 +359,6 @@ class Distiller(Trainer):
         )
 
     def _check_distillation_loss(self, loss, temperature, output_shape):
-        if not isinstance(loss, kd_losses.DistillationLoss):
-            raise TypeError(
-                "distillation_loss must be a kd_keras.losses loss called as "
-                "loss(teacher_outputs, student_outputs), such as "
-                "kd_keras.losses.KD(temperature=2.0), or a list of them; "
-                "Distiller.compile(distillation_loss_fn=...) wraps any "
-                f"Keras loss. Received: distillation_loss={loss!r}"
-            )
         own = getattr(loss, "temperature", None)
         if (
             own is not None
@@ -355,7 +447,7 @@ class Distiller(Trainer):
 
     def compile(
         self,
-        optimizer="rmsprop",
+        optimizer="adam",
         loss=None,
         metrics=None,
         student_loss_fn=None,
@@ -366,11 +458,13 @@ class Distiller(Trainer):
     ):
         """Configures the distiller for training.
 
-        Accepts Keras' `compile` arguments and the keras.io example's
-        keywords, with the keras.io meaning.
+        Accepts Keras' `compile` arguments, as `keras.distillation.
+        Distiller.compile` does, and the keras.io example's keywords, with
+        the keras.io meaning.
 
         Args:
-            optimizer: Optimizer of the student. Defaults to `"rmsprop"`.
+            optimizer: Optimizer of the student. Defaults to `"adam"`, as
+                `keras.distillation.Distiller.compile`.
             loss: Hard-label loss of the student, any Keras loss. Defaults
                 to `None`: sparse categorical cross-entropy for integer
                 labels, categorical cross-entropy for one-hot labels (both
@@ -455,6 +549,11 @@ class Distiller(Trainer):
             strict=True,
         ):
             s = student_views[loss.student_layer]
+            t = teacher_views[loss.teacher_layer]
+            if loss.reads_outputs and loss.student_layer is None:
+                s = ops.cast(student.output, "float32")
+            if loss.reads_outputs and loss.teacher_layer is None:
+                t = from_logits(t, self._teacher_activation)
             if adapter is not None:
                 s = adapter(s, training=training)
             labels = (
@@ -463,7 +562,7 @@ class Distiller(Trainer):
                 else {}
             )
             value = loss(
-                teacher_views[loss.teacher_layer],
+                t,
                 s,
                 sample_weight=sample_weight,
                 **labels,
@@ -484,15 +583,15 @@ class Distiller(Trainer):
 
     def _logs(self, x, y, student, teacher, sample_weight, losses):
         """Updates the trackers and metrics with a batch; returns the logs."""
-        self.update_trackers(
-            x,
-            [
-                (self.loss_tracker, losses.total),
-                (self.student_loss_tracker, losses.student),
-                (self.distillation_loss_tracker, losses.distillation),
-                *zip(self._term_trackers, losses.terms, strict=False),
-            ],
-        )
+        values = [
+            (self.loss_tracker, losses.total),
+            (self.student_loss_tracker, losses.student),
+            (self.distillation_loss_tracker, losses.distillation),
+            *zip(self._term_trackers, losses.terms, strict=False),
+        ]
+        if self.total_loss_tracker is not None:
+            values.append((self.total_loss_tracker, losses.total))
+        self.update_trackers(x, values)
         if self._is_classifier:
             self.teacher_agreement.update_state(
                 teacher.logits, student.output, sample_weight=sample_weight
@@ -651,17 +750,26 @@ class Distiller(Trainer):
         cache = "auto" if isinstance(self.cache, TeacherStore) else self.cache
         if isinstance(cache, TeacherCache):
             cache = keras.saving.serialize_keras_object(cache)
-        return {
+        serialize = keras.saving.serialize_keras_object
+        config = {
             **super().get_config(),
-            "teacher": keras.saving.serialize_keras_object(self.teacher),
-            "student": keras.saving.serialize_keras_object(self.student),
-            "distillation_loss": keras.saving.serialize_keras_object(
-                self.distillation_loss
-            ),
-            "alpha": self.alpha,
-            "temperature": self.temperature or float(_DEFAULT_TEMPERATURE),
+            "teacher": serialize(self.teacher),
+            "student": serialize(self.student),
             "distillation_loss_weights": self.distillation_loss_weights,
             "cache": False if cache is None else cache,
+        }
+        if self._keras_words:
+            # As keras.distillation.Distiller's config, which it loads.
+            return {
+                **config,
+                "distillation_losses": serialize(self.distillation_losses),
+                "student_loss_weight": self.alpha,
+            }
+        return {
+            **config,
+            "distillation_loss": serialize(self.distillation_loss),
+            "alpha": self.alpha,
+            "temperature": self.temperature or float(_DEFAULT_TEMPERATURE),
         }
 
     @classmethod
@@ -669,8 +777,14 @@ class Distiller(Trainer):
         config = dict(config)
         # The losses carry their own temperatures, which may differ.
         config.pop("temperature", None)
-        for key in ("teacher", "student", "distillation_loss"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in (
+            "teacher",
+            "student",
+            "distillation_loss",
+            "distillation_losses",
+        ):
+            if key in config:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         if isinstance(config.get("cache"), dict):
             config["cache"] = keras.saving.deserialize_keras_object(
                 config["cache"]

@@ -27,10 +27,16 @@ def compatible_shapes(a, b):
     )
 
 
+class NotAModelError(TypeError, ValueError):
+    """A model argument that is not a `keras.Model`: a `TypeError`, and
+    the `ValueError` that `keras.distillation` raises for it."""
+
+
 def check_model(name, model):
-    """Raises a `TypeError` naming `name` unless `model` is a Keras model."""
+    """Raises a `NotAModelError` naming `name` unless `model` is a Keras
+    model."""
     if not isinstance(model, keras.Model):
-        raise TypeError(
+        raise NotAModelError(
             f"{name} must be a keras.Model. "
             f"Received: {name}={model!r} of type {type(model).__name__}"
         )

@@ -161,6 +161,16 @@ def to_logits(outputs, activation):
     return outputs
 
 
+def from_logits(logits, activation):
+    """The output a model ending in `activation` (`"softmax"`,
+    `"sigmoid"` or `None`) returns for `logits`: `to_logits` undone."""
+    if activation == "softmax":
+        return ops.softmax(logits, axis=-1)
+    if activation == "sigmoid":
+        return ops.sigmoid(logits)
+    return logits
+
+
 def _graph(model, role, description=None):
     """`(inputs, output)` of a functional or Sequential `model`.
 

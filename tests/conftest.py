@@ -238,3 +238,30 @@ def augmented_mobilenet(name, classes=CLASSES):
         classifier_activation=None,
     )(flipped)
     return keras.Model(inputs, outputs, name=name)
+
+
+# Keras' own keras.distillation tests (tests/keras_compat/test_keras_*.py)
+# run against kd_keras. Two of them cannot pass: they read keras.distillation.
+# Distiller's private `_teacher_feature_extractor` and
+# `_student_feature_extractor` (the models Keras builds to read named
+# layers), which kd_keras does not have (`kd_keras.views.ModelView` reads
+# them). They are expected to fail, strictly: if one passes, the suite says so.
+KERAS_PRIVATE_ATTRIBUTES = (
+    "test_feature_distillation_end_to_end",
+    "test_multi_distillation_loss_distillation_end_to_end",
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name in KERAS_PRIVATE_ATTRIBUTES and "keras_compat" in str(
+            item.path
+        ):
+            item.add_marker(
+                pytest.mark.xfail(
+                    reason="reads keras.distillation.Distiller's private "
+                    "_teacher_feature_extractor",
+                    raises=AttributeError,
+                    strict=True,
+                )
+            )

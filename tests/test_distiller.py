@@ -711,3 +711,78 @@ def test_a_prepare_batch_override_is_never_cached(teacher, student, data):
     assert not kd_keras.Distiller(teacher, student).changes_batches
     distiller.fit(x, y, epochs=1, verbose=0)
     assert distiller.teacher_cache_nbytes is None
+
+
+# --- keras.distillation's words ------------------------------------------
+
+MODELS = ("teacher", "student")
+
+
+@pytest.mark.parametrize(
+    "words, alpha",
+    [
+        ({}, 0.1),
+        ({"alpha": 0.3}, 0.3),
+        ({"student_loss_weight": 0.7}, 0.7),
+        ({"distillation_losses": losses.LogitsDistillation()}, 0.5),
+        ({"distillation_loss": losses.LogitsDistillation()}, 0.5),
+        ({"distillation_loss": losses.LogitsDistillation(), "alpha": 0.2}, 0.2),
+    ],
+)
+def test_each_vocabulary_has_its_default_weight(teacher, student, words, alpha):
+    distiller = kd_keras.Distiller(teacher, student, **words)
+    assert distiller.alpha == distiller.student_loss_weight == alpha
+    distiller.student_loss_weight = 0.25
+    assert distiller.alpha == 0.25
+
+
+@pytest.mark.parametrize(
+    "words, message",
+    [
+        ({"alpha": 0.2, "student_loss_weight": 0.3}, "alpha and student_loss"),
+        (
+            {
+                "distillation_loss": losses.KD(),
+                "distillation_losses": losses.KD(),
+            },
+            "distillation_loss and distillation_losses are one setting",
+        ),
+    ],
+)
+def test_one_setting_in_two_words_is_refused(teacher, student, words, message):
+    with pytest.raises(ValueError, match=message):
+        kd_keras.Distiller(teacher, student, **words)
+
+
+def test_a_teacher_that_is_not_a_model_is_a_type_and_value_error(student):
+    with pytest.raises(TypeError) as error:
+        kd_keras.Distiller("not_a_model", student)
+    assert isinstance(error.value, ValueError)
+
+
+@pytest.mark.parametrize("keras_words", [False, True])
+def test_keras_words_log_total_loss_and_save_in_them(
+    teacher, student, data, tmp_path, keras_words
+):
+    words = (
+        {"distillation_losses": [losses.LogitsDistillation(2.0)]}
+        if keras_words
+        else {"distillation_loss": losses.KD(2.0)}
+    )
+    distiller = kd_keras.Distiller(teacher, student, **words)
+    distiller.compile(loss="sparse_categorical_crossentropy")
+    assert isinstance(distiller.optimizer, keras.optimizers.Adam)
+    logs = distiller.fit(*data, epochs=1, verbose=0).history
+    assert ("total_loss" in logs) == keras_words
+    if keras_words:
+        assert logs["total_loss"] == logs["loss"]
+    config = distiller.get_config()
+    assert ("student_loss_weight" in config) == keras_words
+    assert ("alpha" in config) != keras_words
+    distiller.save(tmp_path / "distiller.keras")
+    loaded = keras.models.load_model(tmp_path / "distiller.keras")
+    settings = {k: v for k, v in config.items() if k not in MODELS}
+    assert {
+        k: v for k, v in loaded.get_config().items() if k not in MODELS
+    } == settings
+    assert (loaded.total_loss_tracker is not None) == keras_words

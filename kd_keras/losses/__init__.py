@@ -3,7 +3,8 @@
 Called as `loss(teacher_outputs, student_outputs)`; losses that need the
 ground truth as `loss(teacher_outputs, student_outputs, labels=y)`. The
 feature losses (`FitNet`, `AttentionTransfer`, `RKD`) receive the outputs of
-the layers they name.
+the layers they name. `LogitsDistillation` and `FeatureDistillation` are
+`keras.distillation`'s, with its arguments.
 """
 
 from kd_keras.losses.attention import (
@@ -16,6 +17,10 @@ from kd_keras.losses.combined import distillation_loss
 from kd_keras.losses.dist import DIST, dist
 from kd_keras.losses.dkd import DKD, dkd, nckd, tckd
 from kd_keras.losses.fitnet import FitNet, fitnet_hint
+from kd_keras.losses.keras_distillation import (
+    FeatureDistillation,
+    LogitsDistillation,
+)
 from kd_keras.losses.logits import (
     KD,
     LogitMSE,
@@ -43,6 +48,8 @@ __all__ = [
     "FitNet",
     "AttentionTransfer",
     "RKD",
+    "LogitsDistillation",
+    "FeatureDistillation",
     "distillation_loss",
     "dist",
     "dkd",

@@ -36,6 +36,8 @@ class DistillationLoss(keras.losses.Loss):
       as `loss(teacher, student, labels=y)`; the `Distiller` passes them.
     - `teacher_layer` / `student_layer`: names of the layers whose outputs
       the loss compares; `None` means the models' outputs (logits).
+    - `reads_outputs`: the models' outputs are passed as they return them,
+      not as logits (`keras.distillation`'s losses read them so).
     - `config_names`: the constructor arguments `get_config` records, each
       read back from the attribute of the same name. A class lists its
       own; `get_config` adds those its base classes list.
@@ -70,6 +72,7 @@ class DistillationLoss(keras.losses.Loss):
     requires_labels = False
     teacher_layer = None
     student_layer = None
+    reads_outputs = False
     config_names = ()
 
     def __call__(self, y_true, y_pred, sample_weight=None, labels=None):
