@@ -143,6 +143,47 @@ REGISTRY = {
             "RKD",
         ),
         Method(
+            "sp",
+            "similarity-preserving: the batch's similarity matrices, of "
+            "the outputs or of named layers",
+            "SP",
+            weight=3000.0,
+        ),
+        Method(
+            "pkt",
+            "probabilistic knowledge transfer: the batch's cosine-kernel "
+            "distributions, of the outputs or of named layers",
+            "PKT",
+            weight=30000.0,
+        ),
+        Method(
+            "cc",
+            "correlation congruence (the released code's form), of the "
+            "outputs or of named layers",
+            "CC",
+            weight=0.02,
+        ),
+        Method(
+            "nst",
+            "neuron selectivity transfer: MMD of the feature maps of named "
+            "layers",
+            "NST",
+            weight=50.0,
+            required=_LAYERS,
+        ),
+        Method(
+            "nkd",
+            "normalized KD: the target's and the non-targets' distributions",
+            "NKD",
+        ),
+        Method(
+            "wsld",
+            "weighted soft labels: KD weighted per sample by the student's "
+            "and the teacher's cross-entropy",
+            "WSLD",
+            weight=2.5,
+        ),
+        Method(
             "born_again",
             "born-again generations of the student, each teaching the next",
             defaults={"generations": 2},

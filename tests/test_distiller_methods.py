@@ -416,3 +416,46 @@ def test_attention_transfer_inside_keras_applications():
     )
     for old, new in zip(before[1], teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
+
+
+# The methods of the library's second part, by name as the registry builds
+# them: the feature ones on the CNNs' feature maps (NST) or pooled features.
+SECOND_PART = {
+    "sp": {"teacher_layer": "teacher_relu", "student_layer": "student_relu"},
+    "pkt": {"teacher_layer": "teacher_pool", "student_layer": "student_pool"},
+    "cc": {"teacher_layer": "teacher_pool", "student_layer": "student_pool"},
+    "nst": {"teacher_layer": "teacher_relu", "student_layer": "student_relu"},
+    "nkd": {},
+    "wsld": {},
+    "kd": {"standardize": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_PART))
+@pytest.mark.parametrize(
+    "cache, jit_compile", [(True, False), (False, True)], ids=["cached", "xla"]
+)
+def test_second_part_methods_train_cached_and_with_xla(
+    name, cache, jit_compile
+):
+    x, y = image_data()
+    keras.utils.set_random_seed(0)
+    built, weights = kd_keras.methods.distillation_losses(
+        name, **SECOND_PART[name]
+    )
+    distiller = kd_keras.Distiller(
+        cnn(8, "teacher"),
+        cnn(4, "student"),
+        distillation_loss=built,
+        distillation_loss_weights=weights,
+        cache=cache,
+    )
+    distiller.compile("adam", jit_compile=jit_compile)
+    before = distiller.student.get_weights()
+    history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["distillation_loss"][0])
+    assert (distiller.teacher_cache_nbytes is not None) == cache
+    after = distiller.student.get_weights()
+    assert any(
+        not np.allclose(a, b) for a, b in zip(after, before, strict=True)
+    )

@@ -2,9 +2,9 @@
 
 Called as `loss(teacher_outputs, student_outputs)`; losses that need the
 ground truth as `loss(teacher_outputs, student_outputs, labels=y)`. The
-feature losses (`FitNet`, `AttentionTransfer`, `RKD`) receive the outputs of
-the layers they name. `LogitsDistillation` and `FeatureDistillation` are
-`keras.distillation`'s, with its arguments.
+feature losses (`FitNet`, `AttentionTransfer`, `RKD`, `SP`, `PKT`, `CC`,
+`NST`) receive the outputs of the layers they name. `LogitsDistillation`
+and `FeatureDistillation` are `keras.distillation`'s, with its arguments.
 """
 
 from kd_keras.losses.attention import (
@@ -13,6 +13,7 @@ from kd_keras.losses.attention import (
     attention_transfer,
 )
 from kd_keras.losses.base import DistillationLoss, TemperatureLoss
+from kd_keras.losses.cc import CC, cc
 from kd_keras.losses.combined import distillation_loss
 from kd_keras.losses.dist import DIST, dist
 from kd_keras.losses.dkd import DKD, dkd, nckd, tckd
@@ -31,8 +32,13 @@ from kd_keras.losses.logits import (
     soft_target_crossentropy,
 )
 from kd_keras.losses.multilabel import MultiLabelKD, multilabel_kd
+from kd_keras.losses.nkd import NKD, nkd
+from kd_keras.losses.nst import NST, nst
+from kd_keras.losses.pkt import PKT, pkt
 from kd_keras.losses.regression import RegressionKD, regression_kd
 from kd_keras.losses.rkd import RKD, rkd, rkd_angle, rkd_distance
+from kd_keras.losses.sp import SP, sp
+from kd_keras.losses.wsld import WSLD, wsld, wsld_weight
 
 __all__ = [
     "KD",
@@ -48,6 +54,12 @@ __all__ = [
     "FitNet",
     "AttentionTransfer",
     "RKD",
+    "SP",
+    "PKT",
+    "CC",
+    "NST",
+    "NKD",
+    "WSLD",
     "LogitsDistillation",
     "FeatureDistillation",
     "distillation_loss",
@@ -66,4 +78,11 @@ __all__ = [
     "rkd",
     "rkd_distance",
     "rkd_angle",
+    "sp",
+    "pkt",
+    "cc",
+    "nst",
+    "nkd",
+    "wsld",
+    "wsld_weight",
 ]

@@ -25,6 +25,70 @@ def as_float32(teacher_outputs, student_outputs):
     )
 
 
+# --- Logit standardisation ----------------------------------------------
+
+# Added to the standard deviation, as in the reference code of Sun et al.
+# (2024): constant logits standardise to 0 instead of 0 / 0.
+STANDARDIZE_EPSILON = 1e-7
+
+
+def check_bool(name, value):
+    """`value` if it is `True` or `False`; raises a `TypeError` otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"{name} must be True or False. Received: {name}={value!r}"
+        )
+    return value
+
+
+def standardize(logits):
+    """Each row of logits z-scored: `(z - mean) / (1e-7 + std)`, float32.
+
+    The logit standardisation of Sun et al. (2024), computed along the last
+    axis as in their code: `std` is the unbiased standard deviation
+    (`torch.std`'s default, dividing by `classes - 1`), and `1e-7` is added
+    to it, so constant logits give 0 rather than NaN. Their gradient is
+    finite but large, the centring divided by `1e-7`, as the formula's is
+    (`torch.std`'s is NaN there). A single class gives 0 (`torch.std`
+    gives NaN).
+
+    Args:
+        logits: Logits, shape `(batch, ..., classes)`.
+
+    Returns:
+        float32 logits of the same shape, each row of mean 0 and (unbiased)
+        standard deviation 1, up to the `1e-7`.
+
+    Example:
+
+    >>> z = kd_keras.losses.base.standardize([[1.0, 2.0, 3.0]])  # std 1
+    >>> [round(float(v), 4) for v in z[0]]
+    [-1.0, 0.0, 1.0]
+
+    References:
+        - [Sun et al., 2024](https://arxiv.org/abs/2403.01427)
+    """
+    logits = ops.cast(logits, "float32")
+    classes = ops.cast(ops.shape(logits)[-1], "float32")
+    centred = logits - ops.mean(logits, axis=-1, keepdims=True)
+    variance = ops.sum(ops.square(centred), axis=-1, keepdims=True)
+    variance = variance / ops.maximum(classes - 1.0, 1.0)
+    # The square root's gradient is infinite at 0, and 0 * inf is NaN:
+    # take the standard deviation of a constant row as a constant 0.
+    positive = variance > 0
+    std = ops.where(positive, ops.sqrt(ops.where(positive, variance, 1.0)), 0.0)
+    return centred / (STANDARDIZE_EPSILON + std)
+
+
+def as_float32_logits(teacher_logits, student_logits, standardized=False):
+    """Both logits as float32, each z-scored by `standardize` if
+    `standardized`."""
+    teacher, student = as_float32(teacher_logits, student_logits)
+    if standardized:
+        return standardize(teacher), standardize(student)
+    return teacher, student
+
+
 class DistillationLoss(keras.losses.Loss):
     """Base class of the losses called as `loss(teacher, student)`.
 
@@ -113,7 +177,11 @@ class TemperatureLoss(DistillationLoss):
     """Base class of the softmax losses computed by `fn(t, s, temperature)`.
 
     `temperature` is a `Hyperparameter`: a schedule may change it during
-    training without retracing the compiled step.
+    training without retracing the compiled step. With `standardize=True`
+    `fn` is also passed `standardize=True` and must z-score the logits (see
+    `standardize`) before dividing them by the temperature; when it is
+    off, `fn` is called without that keyword. A subclass offering the
+    switch lists `"standardize"` in its `config_names`.
 
     Args:
         fn: The per-sample function, e.g. `kd`.
@@ -121,6 +189,8 @@ class TemperatureLoss(DistillationLoss):
         reduction: Keras loss reduction.
         name: Name of the loss.
         dtype: Dtype of the computation.
+        standardize: Whether `fn` z-scores both logits before the
+            temperature. Defaults to `False`.
 
     Example:
 
@@ -135,13 +205,25 @@ class TemperatureLoss(DistillationLoss):
     temperature = Hyperparameter(check_positive)
     config_names = ("temperature",)
 
-    def __init__(self, fn, temperature, reduction, name, dtype):
+    def __init__(
+        self, fn, temperature, reduction, name, dtype, standardize=False
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.fn = fn
         self.temperature = temperature
+        self.standardize = check_bool("standardize", standardize)
+
+    def fn_keywords(self):
+        """The keywords `call` passes to `fn`.
+
+        `temperature`, and `standardize=True` when the switch is on.
+        """
+        if self.standardize:
+            return {"temperature": self._temperature, "standardize": True}
+        return {"temperature": self._temperature}
 
     def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred, temperature=self._temperature)
+        return self.fn(y_true, y_pred, **self.fn_keywords())
 
 
 # --- What the feature losses share --------------------------------------

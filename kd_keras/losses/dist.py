@@ -4,7 +4,11 @@ import keras
 from keras import ops
 
 from kd_keras.hyperparameters import check_non_negative
-from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
+from kd_keras.losses.base import (
+    PACKAGE,
+    TemperatureLoss,
+    as_float32_logits,
+)
 
 # Added to the product of the norms, as in the reference code, so a
 # constant vector has correlation 0 instead of 0 / 0.
@@ -33,7 +37,14 @@ def _pearson(a, b, axis):
     return ops.sum(a * b, axis=axis) / (_norm_product(a, b, axis) + _EPSILON)
 
 
-def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
+def dist(
+    teacher_logits,
+    student_logits,
+    beta=1.0,
+    gamma=1.0,
+    temperature=1.0,
+    standardize=False,
+):
     """DIST per sample: inter-class plus the batch's intra-class relation.
 
     The functional form of `DIST`; see `DIST` for the formula and
@@ -46,6 +57,9 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
         gamma: Weight of the intra-class term. Defaults to `1.0`.
         temperature: Softening temperature `T` (the paper's `tau`).
             Defaults to `1.0`.
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature (logit standardisation, see
+            `DIST`). Defaults to `False`.
 
     Returns:
         One value per sample: its inter-class term plus the intra-class
@@ -59,7 +73,7 @@ def dist(teacher_logits, student_logits, beta=1.0, gamma=1.0, temperature=1.0):
     >>> [round(float(v), 4) for v in loss]
     [0.0, 0.0]
     """
-    t, s = as_float32(teacher_logits, student_logits)
+    t, s = as_float32_logits(teacher_logits, student_logits, standardize)
     p_t = ops.softmax(t / temperature, axis=-1)
     p_s = ops.softmax(s / temperature, axis=-1)
     inter = 1.0 - _pearson(p_s, p_t, axis=-1)
@@ -98,9 +112,17 @@ class DIST(TemperatureLoss):
     several samples per batch: with one, it is `gamma * T**2` and has no
     gradient.
 
+    Logit standardisation (`standardize=True`, Sun et al. 2024): each
+    sample's teacher and student logits are z-scored before the
+    temperature, as for `KD`. The authors apply it to KD, DKD, MLKD and
+    CTKD; their code has no DIST, so this combination is this library's.
+
     Formula:
 
     ```python
+    if standardize:  # each sample's logits, along the classes
+        z = lambda x: (x - mean(x)) / (1e-7 + std(x, ddof=1))
+        teacher_logits, student_logits = z(teacher_logits), z(student_logits)
     p_s = softmax(student_logits / T)   # (batch, classes)
     p_t = softmax(teacher_logits / T)
     inter = 1 - pearson(p_s[i, :], p_t[i, :])            # per sample i
@@ -121,6 +143,8 @@ class DIST(TemperatureLoss):
             `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"dist"`.
         dtype: Dtype of the computation. Defaults to `None` (float32).
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature. Defaults to `False`.
 
     Example:
 
@@ -135,9 +159,12 @@ class DIST(TemperatureLoss):
     References:
         - [Huang et al., 2022](https://arxiv.org/abs/2205.10536)
           (code: https://github.com/hunto/DIST_KD)
+        - [Sun et al., 2024](https://arxiv.org/abs/2403.01427)
+          (`standardize`; code:
+          https://github.com/sunshangquan/logit-standardization-KD)
     """
 
-    config_names = ("beta", "gamma")
+    config_names = ("beta", "gamma", "standardize")
 
     def __init__(
         self,
@@ -147,8 +174,11 @@ class DIST(TemperatureLoss):
         reduction="sum_over_batch_size",
         name="dist",
         dtype=None,
+        standardize=False,
     ):
-        super().__init__(dist, temperature, reduction, name, dtype)
+        super().__init__(
+            dist, temperature, reduction, name, dtype, standardize=standardize
+        )
         self.beta = check_non_negative("beta", beta)
         self.gamma = check_non_negative("gamma", gamma)
 
@@ -158,5 +188,5 @@ class DIST(TemperatureLoss):
             y_pred,
             beta=self.beta,
             gamma=self.gamma,
-            temperature=self._temperature,
+            **self.fn_keywords(),
         )

@@ -16,7 +16,11 @@ from kd_keras.hyperparameters import (
     check_weight,
 )
 from kd_keras.labels import is_one_hot
-from kd_keras.losses.base import PACKAGE, TemperatureLoss, as_float32
+from kd_keras.losses.base import (
+    PACKAGE,
+    TemperatureLoss,
+    as_float32_logits,
+)
 from kd_keras.losses.multilabel import bernoulli_kl
 
 
@@ -52,9 +56,11 @@ def _decoupled_log_probabilities(logits, mask, temperature):
     return log_target, log_rest - log_all, log_non_target
 
 
-def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
+def _decoupled_terms(
+    teacher_logits, student_logits, labels, temperature, standardize
+):
     """`(tckd, nckd)`, per sample, each multiplied by `T**2`."""
-    t, s = as_float32(teacher_logits, student_logits)
+    t, s = as_float32_logits(teacher_logits, student_logits, standardize)
     mask = _target_mask(labels, t)
     t_target, t_other, t_rest = _decoupled_log_probabilities(
         t, mask, temperature
@@ -74,7 +80,11 @@ def _decoupled_terms(teacher_logits, student_logits, labels, temperature):
 
 
 def tckd(
-    teacher_logits, student_logits, labels, temperature=DEFAULT_TEMPERATURE
+    teacher_logits,
+    student_logits,
+    labels,
+    temperature=DEFAULT_TEMPERATURE,
+    standardize=False,
 ):
     """Target-class KD: binary KL on the probability of the true class.
 
@@ -86,6 +96,9 @@ def tckd(
         labels: Integer labels `(batch,)` or `(batch, 1)`, or one-hot
             labels `(batch, classes)`.
         temperature: Softening temperature `T`. Defaults to `4.0`.
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature (logit standardisation, see
+            `DKD`). Defaults to `False`.
 
     Returns:
         One value per sample, multiplied by `T**2`.
@@ -100,12 +113,16 @@ def tckd(
     0.1308
     """
     return _decoupled_terms(
-        teacher_logits, student_logits, labels, temperature
+        teacher_logits, student_logits, labels, temperature, standardize
     )[0]
 
 
 def nckd(
-    teacher_logits, student_logits, labels, temperature=DEFAULT_TEMPERATURE
+    teacher_logits,
+    student_logits,
+    labels,
+    temperature=DEFAULT_TEMPERATURE,
+    standardize=False,
 ):
     """Non-target-class KD: KL among the classes other than the true one.
 
@@ -117,6 +134,9 @@ def nckd(
         labels: Integer labels `(batch,)` or `(batch, 1)`, or one-hot
             labels `(batch, classes)`.
         temperature: Softening temperature `T`. Defaults to `4.0`.
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature (logit standardisation, see
+            `DKD`). Defaults to `False`.
 
     Returns:
         One value per sample, multiplied by `T**2`.
@@ -133,7 +153,7 @@ def nckd(
     0.1308
     """
     return _decoupled_terms(
-        teacher_logits, student_logits, labels, temperature
+        teacher_logits, student_logits, labels, temperature, standardize
     )[1]
 
 
@@ -144,6 +164,7 @@ def dkd(
     tckd_weight=1.0,
     nckd_weight=8.0,
     temperature=DEFAULT_TEMPERATURE,
+    standardize=False,
 ):
     """Decoupled KD, `tckd_weight * tckd + nckd_weight * nckd`, per sample.
 
@@ -160,6 +181,9 @@ def dkd(
         nckd_weight: Weight of the non-target-class term, the paper's
             `beta`. Defaults to `8.0`.
         temperature: Softening temperature `T`. Defaults to `4.0`.
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature (logit standardisation, see
+            `DKD`). Defaults to `False`.
 
     Returns:
         One value per sample.
@@ -176,7 +200,7 @@ def dkd(
     1.0902
     """
     target, non_target = _decoupled_terms(
-        teacher_logits, student_logits, labels, temperature
+        teacher_logits, student_logits, labels, temperature, standardize
     )
     return tckd_weight * target + nckd_weight * non_target
 
@@ -193,6 +217,11 @@ class DKD(TemperatureLoss):
     `alpha * TCKD + beta * NCKD` in the paper, `tckd_weight` and
     `nckd_weight` here (the `Distiller`'s `alpha` is the hard-label
     weight). Both terms carry the `T**2` factor, as in the reference code.
+
+    Logit standardisation (`standardize=True`, Sun et al. 2024): each
+    sample's teacher and student logits are z-scored before the
+    temperature, as in the authors' DKD (see `KD`); their runs use `T=2`
+    and multiply both weights by 9.
 
     The loss needs the ground-truth labels: call it as
     `loss(teacher_logits, student_logits, labels=y)`; the `Distiller`
@@ -213,6 +242,9 @@ class DKD(TemperatureLoss):
     Formula:
 
     ```python
+    if standardize:  # each sample's logits, along the classes
+        z = lambda x: (x - mean(x)) / (1e-7 + std(x, ddof=1))
+        teacher_logits, student_logits = z(teacher_logits), z(student_logits)
     p = softmax(teacher_logits / T)         # q: the student's
     p_t = p[target]                         # q_t: the student's
     p_hat = softmax(teacher_logits[non-target] / T)   # q_hat: the student's
@@ -234,6 +266,8 @@ class DKD(TemperatureLoss):
             `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"dkd"`.
         dtype: Dtype of the computation. Defaults to `None` (float32).
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature. Defaults to `False`.
 
     Example:
 
@@ -248,11 +282,14 @@ class DKD(TemperatureLoss):
     References:
         - [Zhao et al., 2022](https://arxiv.org/abs/2203.08679)
           (code: https://github.com/megvii-research/mdistiller)
+        - [Sun et al., 2024](https://arxiv.org/abs/2403.01427)
+          (`standardize`; code:
+          https://github.com/sunshangquan/logit-standardization-KD)
     """
 
     requires_labels = True
     warmup_scale = Hyperparameter(check_weight)
-    config_names = ("tckd_weight", "nckd_weight", "warmup")
+    config_names = ("tckd_weight", "nckd_weight", "warmup", "standardize")
 
     def __init__(
         self,
@@ -263,8 +300,11 @@ class DKD(TemperatureLoss):
         reduction="sum_over_batch_size",
         name="dkd",
         dtype=None,
+        standardize=False,
     ):
-        super().__init__(dkd, temperature, reduction, name, dtype)
+        super().__init__(
+            dkd, temperature, reduction, name, dtype, standardize=standardize
+        )
         self.tckd_weight = check_non_negative("tckd_weight", tckd_weight)
         self.nckd_weight = check_non_negative("nckd_weight", nckd_weight)
         self.warmup = check_non_negative("warmup", warmup)
@@ -288,5 +328,5 @@ class DKD(TemperatureLoss):
             labels,
             tckd_weight=self.tckd_weight,
             nckd_weight=self.nckd_weight,
-            temperature=self._temperature,
+            **self.fn_keywords(),
         )

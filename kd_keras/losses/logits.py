@@ -17,10 +17,16 @@ from kd_keras.losses.base import (
     DistillationLoss,
     TemperatureLoss,
     as_float32,
+    as_float32_logits,
 )
 
 
-def kd(teacher_logits, student_logits, temperature=DEFAULT_TEMPERATURE):
+def kd(
+    teacher_logits,
+    student_logits,
+    temperature=DEFAULT_TEMPERATURE,
+    standardize=False,
+):
     """Hinton KD: `T**2 * KL(softmax(t / T) || softmax(s / T))` per sample.
 
     The functional form of `KD`; see `KD` for the formula and references.
@@ -29,6 +35,9 @@ def kd(teacher_logits, student_logits, temperature=DEFAULT_TEMPERATURE):
         teacher_logits: Teacher logits, shape `(batch, ..., classes)`.
         student_logits: Student logits, same shape.
         temperature: Softening temperature `T`. Defaults to `4.0`.
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature (logit standardisation, see
+            `KD`). Defaults to `False`.
 
     Returns:
         The KL divergence summed over classes, one value per sample.
@@ -43,7 +52,7 @@ def kd(teacher_logits, student_logits, temperature=DEFAULT_TEMPERATURE):
     >>> round(float(loss[0]), 4)
     0.5232
     """
-    t, s = as_float32(teacher_logits, student_logits)
+    t, s = as_float32_logits(teacher_logits, student_logits, standardize)
     log_p_teacher = ops.log_softmax(t / temperature, axis=-1)
     log_p_student = ops.log_softmax(s / temperature, axis=-1)
     kl = ops.sum(
@@ -115,9 +124,21 @@ class KD(TemperatureLoss):
     of the temperature, so the weight against the hard-label loss does not
     need retuning when `T` changes.
 
+    Logit standardisation (`standardize=True`, Sun et al. 2024): each
+    sample's teacher and student logits are z-scored before the
+    temperature, so the student matches the teacher's logit relations, not
+    their range; the loss ignores any shift and positive scaling of either
+    logits (up to the `1e-7`). As in the authors' code the standard
+    deviation is the unbiased one (`torch.std`), `1e-7` is added to it,
+    and `T**2` is kept; their runs use `T=2` and a KD weight of 9
+    (cross-entropy weight 0.1).
+
     Formula:
 
     ```python
+    if standardize:  # each sample's logits, along the classes
+        z = lambda x: (x - mean(x)) / (1e-7 + std(x, ddof=1))
+        teacher_logits, student_logits = z(teacher_logits), z(student_logits)
     p_t = softmax(teacher_logits / T)
     p_s = softmax(student_logits / T)
     loss = T**2 * sum(p_t * (log(p_t) - log(p_s)), axis=-1)
@@ -129,6 +150,8 @@ class KD(TemperatureLoss):
             `"sum_over_batch_size"`.
         name: Name of the loss. Defaults to `"kd"`.
         dtype: Dtype of the computation. Defaults to `None` (float32).
+        standardize: Whether to z-score each sample's teacher and student
+            logits before the temperature. Defaults to `False`.
 
     Example:
 
@@ -137,10 +160,19 @@ class KD(TemperatureLoss):
     0.0
     >>> round(float(loss([[math.log(3.0), 0.0]], [[0.0, 0.0]])), 4)
     0.1308
+    >>> standardized = kd_keras.losses.KD(temperature=1.0, standardize=True)
+    >>> student = [[1.0, 3.0, 7.0]]  # 2 * teacher + 1: the same z-scores
+    >>> round(float(standardized([[1.0, 2.0, 4.0]], student)), 6)
+    0.0
 
     References:
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
+        - [Sun et al., 2024](https://arxiv.org/abs/2403.01427)
+          (`standardize`; code:
+          https://github.com/sunshangquan/logit-standardization-KD)
     """
+
+    config_names = ("standardize",)
 
     def __init__(
         self,
@@ -148,8 +180,11 @@ class KD(TemperatureLoss):
         reduction="sum_over_batch_size",
         name="kd",
         dtype=None,
+        standardize=False,
     ):
-        super().__init__(kd, temperature, reduction, name, dtype)
+        super().__init__(
+            kd, temperature, reduction, name, dtype, standardize=standardize
+        )
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -823,6 +823,7 @@ def test_version(capsys):
     )
 
 
+@pytest.mark.program
 def test_piped_output_holds_no_control_characters_or_tensorflow_lines(
     workdir, teacher
 ):

@@ -53,6 +53,7 @@ def test_a_folder_is_read_as_the_protocol_trains_on_it(folder):
     assert x.shape == (100, 8, 8, 3) and len(y) == 100
 
 
+@pytest.mark.program
 def test_the_job_in_four_commands(folder):
     """Train a teacher, distil a student on labelled and unlabelled images,
     evaluate it against the teacher, export it to int8."""
@@ -176,6 +177,7 @@ def test_a_model_fed_other_pixels_is_reported(folder, tmp_path):
         assert status == 0 and "warning" not in err, err
 
 
+@pytest.mark.program
 def test_an_application_student(folder, tmp_path):
     common = ("--dataset", "data", "--image-size", "32")
     status, _, err = run(
