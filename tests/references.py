@@ -101,6 +101,7 @@ def np_dkd(t, s, y, tckd_weight, nckd_weight, temperature):
 
 
 def np_log_softmax(z):
+    z = np.asarray(z, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 

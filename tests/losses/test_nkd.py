@@ -8,6 +8,8 @@ from conftest import assert_one_sgd_step, make_mlp
 from references import (
     assert_round_trip,
     logits,
+    np_log_softmax,
+    np_softmax,
     numeric_gradient,
     student_gradient,
     values,
@@ -19,24 +21,14 @@ from kd_keras.losses.nkd import NKD, nkd
 # --- numpy references ---
 
 
-def np_log_softmax64(z):
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def np_softmax64(z):
-    return np.exp(np_log_softmax64(z))
-
-
 def np_nkd(t, s, y, gamma, temperature):
     """`NKDLoss.forward` of yzd-v/cls_KD (mmcls/models/dis_losses/nkd.py),
     per sample: the reference returns the batch mean of this."""
     t, s = np.float64(t), np.float64(s)
     label = np.asarray(y).reshape(len(y), 1)
     n = s.shape[0]
-    s_i = np_log_softmax64(s)
-    t_i = np_softmax64(t)
+    s_i = np_log_softmax(s)
+    t_i = np_softmax(t)
     s_t = np.take_along_axis(s_i, label, axis=1)
     t_t = np.take_along_axis(t_i, label, axis=1)
     loss_t = -(t_t * s_t)[:, 0]
@@ -44,8 +36,8 @@ def np_nkd(t, s, y, gamma, temperature):
     np.put_along_axis(mask, label, False, axis=1)
     s_rest = s[mask].reshape(n, -1)
     t_rest = t[mask].reshape(n, -1)
-    big_s = np_log_softmax64(s_rest / temperature)
-    big_t = np_softmax64(t_rest / temperature)
+    big_s = np_log_softmax(s_rest / temperature)
+    big_t = np_softmax(t_rest / temperature)
     loss_non = -gamma * temperature**2 * (big_t * big_s).sum(axis=1)
     return loss_t + loss_non
 
@@ -60,12 +52,12 @@ def np_nkd_gradient(t, s, y, gamma, temperature):
     t, s = np.float64(t), np.float64(s)
     rows, y = np.arange(len(y)), np.asarray(y)
     onehot = np.eye(s.shape[-1])[y]
-    p_t = np_softmax64(t)[rows, y]
-    gradient = p_t[:, None] * (np_softmax64(s) - onehot)
+    p_t = np_softmax(t)[rows, y]
+    gradient = p_t[:, None] * (np_softmax(s) - onehot)
     others = ~onehot.astype(bool)
     shape = (len(y), s.shape[-1] - 1)
-    q_hat = np_softmax64(s[others].reshape(shape) / temperature)
-    p_hat = np_softmax64(t[others].reshape(shape) / temperature)
+    q_hat = np_softmax(s[others].reshape(shape) / temperature)
+    p_hat = np_softmax(t[others].reshape(shape) / temperature)
     gradient[others] += (gamma * temperature * (q_hat - p_hat)).ravel()
     return gradient
 
@@ -114,8 +106,8 @@ def test_matches_the_reference(gamma, temperature):
 def test_gamma_weighs_the_non_target_term_only():
     t, s = logits(2), logits(3)
     rows = np.arange(len(LABELS))
-    p_t = np_softmax64(t)[rows, LABELS]
-    log_q_t = np_log_softmax64(s)[rows, LABELS]
+    p_t = np_softmax(t)[rows, LABELS]
+    log_q_t = np_log_softmax(s)[rows, LABELS]
     np.testing.assert_allclose(
         values(nkd(t, s, LABELS, gamma=0.0, temperature=3.0)),
         -p_t * log_q_t,
@@ -128,10 +120,10 @@ def test_equal_logits_leave_the_teachers_entropies():
     # Cross-entropies, as in the reference, not KL divergences.
     t = logits(4)
     rows = np.arange(len(LABELS))
-    p = np_softmax64(t)
+    p = np_softmax(t)
     others = np.ones(t.shape, dtype=bool)
     others[rows, LABELS] = False
-    p_hat = np_softmax64(t[others].reshape(len(t), -1) / 2.0)
+    p_hat = np_softmax(t[others].reshape(len(t), -1) / 2.0)
     expected = -p[rows, LABELS] * np.log(p[rows, LABELS]) - 1.5 * 4.0 * np.sum(
         p_hat * np.log(p_hat), axis=-1
     )
@@ -250,7 +242,7 @@ def test_one_distiller_step_follows_the_gradient(data):
     )
     distiller.compile(keras.optimizers.SGD(0.1))
     distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
-    ce_gradient = np_softmax64(s) - np.eye(s.shape[-1])[y]
+    ce_gradient = np_softmax(s) - np.eye(s.shape[-1])[y]
     logit_gradient = (
         0.3 * ce_gradient + 0.7 * np_nkd_gradient(t, s, y, 3.5, 3.0)
     ) / len(x)

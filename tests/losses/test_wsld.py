@@ -8,6 +8,8 @@ from conftest import assert_one_sgd_step, make_mlp
 from references import (
     assert_round_trip,
     logits,
+    np_log_softmax,
+    np_softmax,
     numeric_gradient,
     student_gradient,
     values,
@@ -19,22 +21,12 @@ from kd_keras.losses.wsld import WSLD, wsld, wsld_weight
 # --- numpy references ---
 
 
-def np_log_softmax64(z):
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def np_softmax64(z):
-    return np.exp(np_log_softmax64(z))
-
-
 def np_wsld_weight(t, s, y):
     """The focal weight of `WSLDistiller.forward` (bellymonster/Weighted-
     Soft-Label-Distillation, knowledge_distiller.py), per sample."""
     one_hot_label = np.eye(np.shape(t)[-1])[y]
-    softmax_loss_s = -np.sum(one_hot_label * np_log_softmax64(s), axis=1)
-    softmax_loss_t = -np.sum(one_hot_label * np_log_softmax64(t), axis=1)
+    softmax_loss_s = -np.sum(one_hot_label * np_log_softmax(s), axis=1)
+    softmax_loss_t = -np.sum(one_hot_label * np_log_softmax(t), axis=1)
     focal_weight = softmax_loss_s / (softmax_loss_t + 1e-7)
     focal_weight = np.maximum(focal_weight, 0.0)
     return 1 - np.exp(-focal_weight)
@@ -45,9 +37,9 @@ def np_wsld(t, s, y, temperature, weight_from=None):
     mean and `alpha`. `weight_from`: student logits the (detached) weight
     is computed from, `s` by default."""
     t, s = np.float64(t), np.float64(s)
-    t_soft_label = np_softmax64(t / temperature)
+    t_soft_label = np_softmax(t / temperature)
     softmax_loss = -np.sum(
-        t_soft_label * np_log_softmax64(s / temperature), axis=1
+        t_soft_label * np_log_softmax(s / temperature), axis=1
     )
     focal_weight = np_wsld_weight(
         t, s if weight_from is None else weight_from, y
@@ -62,7 +54,7 @@ def np_wsld_gradient(t, s, y, temperature):
     return (
         w[:, None]
         * temperature
-        * (np_softmax64(s / temperature) - np_softmax64(t / temperature))
+        * (np_softmax(s / temperature) - np_softmax(t / temperature))
     )
 
 
@@ -100,7 +92,7 @@ def test_equal_logits_leave_the_weighted_entropy():
     # The weight is 1 - exp(-1) and the soft term the teacher's entropy:
     # a cross-entropy, as in the reference, not a KL divergence.
     t = logits(0)
-    p = np_softmax64(t / 3.0)
+    p = np_softmax(t / 3.0)
     entropy = -np.sum(p * np.log(p), axis=-1)
     np.testing.assert_allclose(
         values(wsld(t, t, LABELS, temperature=3.0)),
@@ -271,7 +263,7 @@ def test_one_distiller_step_follows_the_gradient(data):
     )
     distiller.compile(keras.optimizers.SGD(0.1))
     distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
-    ce_gradient = np_softmax64(s) - np.eye(s.shape[-1])[y]
+    ce_gradient = np_softmax(s) - np.eye(s.shape[-1])[y]
     logit_gradient = (
         0.5 * ce_gradient + 0.5 * 2.5 * np_wsld_gradient(t, s, y, 2.0)
     ) / len(x)
