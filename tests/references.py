@@ -100,6 +100,20 @@ def np_dkd(t, s, y, tckd_weight, nckd_weight, temperature):
     return tckd_weight * tckd + nckd_weight * nckd
 
 
+def label_formats(labels, classes):
+    """Labels in every form a loss that reads them must read alike:
+    indices (int64, int32), a column of indices, one-hot rows and smoothed
+    one-hot rows (whose largest entry is the target)."""
+    one_hot = np.eye(classes)[labels]
+    return [
+        labels,
+        labels.astype("int32"),
+        labels[:, None],
+        one_hot,
+        0.9 * one_hot + 0.1 / classes,
+    ]
+
+
 def np_log_softmax(z):
     z = np.asarray(z, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)

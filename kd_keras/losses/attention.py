@@ -173,12 +173,7 @@ class AttentionTransfer(FeatureLoss):
         return None
 
     def _check_shapes(self, teacher_shape, student_shape):
-        if len(teacher_shape) != 3 or len(student_shape) != 3:
-            raise ValueError(
-                "AttentionTransfer needs image features of shape (batch, "
-                "height, width, channels), but "
-                f"{self._shapes(teacher_shape, student_shape)}."
-            )
+        self._check_image_features(teacher_shape, student_shape)
         self._check_spatial(teacher_shape, student_shape)
 
     def call(self, y_true, y_pred):

@@ -296,6 +296,24 @@ def check_spatial(method, teacher_shape, student_shape, teacher, student):
         )
 
 
+def check_image_features(
+    method, teacher_shape, student_shape, teacher, student
+):
+    """Raises unless both per-sample shapes are `(height, width, channels)`.
+
+    `teacher` and `student` describe where the features come from, for the
+    message.
+    """
+    teacher_shape, student_shape = tuple(teacher_shape), tuple(student_shape)
+    if len(teacher_shape) != 3 or len(student_shape) != 3:
+        raise ValueError(
+            f"{method} needs image features of shape (batch, height, width, "
+            f"channels), but "
+            f"{_shapes(teacher_shape, student_shape, teacher, student)}. "
+            "Pick convolutional layers."
+        )
+
+
 def _check_layer(name, value):
     if value is not None and not isinstance(value, str):
         raise TypeError(
@@ -323,6 +341,11 @@ class FeatureLoss(DistillationLoss):
 
     def _shapes(self, teacher_shape, student_shape):
         return _shapes(teacher_shape, student_shape, *self._describe())
+
+    def _check_image_features(self, teacher_shape, student_shape):
+        check_image_features(
+            type(self).__name__, teacher_shape, student_shape, *self._describe()
+        )
 
     def _check_spatial(self, teacher_shape, student_shape):
         check_spatial(

@@ -7,26 +7,9 @@ from kd_keras.losses.base import (
     PACKAGE,
     FeatureLoss,
     as_float32,
-    batch_shape,
+    check_image_features,
     l2_normalize,
 )
-
-
-def _check_image_features(method, teacher_shape, student_shape, names):
-    """Raises unless both per-sample shapes are `(height, width, channels)`.
-
-    `names` describe where the teacher's and the student's features come
-    from, for the message.
-    """
-    teacher_shape, student_shape = tuple(teacher_shape), tuple(student_shape)
-    if len(teacher_shape) != 3 or len(student_shape) != 3:
-        teacher, student = names
-        raise ValueError(
-            f"{method} needs image features of shape (batch, height, width, "
-            f"channels), but {teacher} has features of shape "
-            f"{batch_shape(teacher_shape)} and {student} of shape "
-            f"{batch_shape(student_shape)}. Pick convolutional layers."
-        )
 
 
 def _size(x, axis):
@@ -124,11 +107,12 @@ def nst(teacher_features, student_features):
     0.1568
     """
     teacher, student = as_float32(teacher_features, student_features)
-    _check_image_features(
+    check_image_features(
         "nst",
         teacher.shape[1:],
         student.shape[1:],
-        ("teacher_features", "student_features"),
+        "teacher_features",
+        "student_features",
     )
     teacher, student = _common_size(teacher, student)
     f_t, f_s = _selectivities(teacher), _selectivities(student)
@@ -230,9 +214,7 @@ class NST(FeatureLoss):
         return None
 
     def _check_shapes(self, teacher_shape, student_shape):
-        _check_image_features(
-            "NST", teacher_shape, student_shape, self._describe()
-        )
+        self._check_image_features(teacher_shape, student_shape)
 
     def call(self, y_true, y_pred):
         y_true, y_pred = as_float32(y_true, y_pred)

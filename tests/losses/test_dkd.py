@@ -7,6 +7,7 @@ import tensorflow as tf
 from conftest import make_mlp
 from references import (
     assert_round_trip,
+    label_formats,
     logits,
     np_dkd,
     np_dkd_terms,
@@ -128,12 +129,7 @@ def test_one_hot_and_integer_labels_agree():
     t, s = logits(8), logits(9)
     loss = losses.DKD(warmup=0)
     expected = float(loss(t, s, labels=LABELS))
-    for labels in (
-        LABELS[:, None],
-        np.eye(7)[LABELS],
-        # Smoothed one-hot rows: the target is the largest entry.
-        0.9 * np.eye(7)[LABELS] + 0.1 / 7,
-    ):
+    for labels in label_formats(LABELS, 7):
         np.testing.assert_allclose(
             float(loss(t, s, labels=labels)), expected, rtol=1e-6
         )

@@ -7,6 +7,7 @@ import tensorflow as tf
 from conftest import assert_one_sgd_step, make_mlp
 from references import (
     assert_round_trip,
+    label_formats,
     logits,
     np_log_softmax,
     np_softmax,
@@ -193,14 +194,7 @@ def test_label_formats_agree():
     t, s = logits(5), logits(6)
     loss = WSLD(temperature=4.0)
     expected = np_wsld(t, s, LABELS, 4.0).mean()
-    for labels in (
-        LABELS,
-        LABELS.astype("int32"),
-        LABELS[:, None],
-        np.eye(7)[LABELS],
-        # Smoothed one-hot rows: the target is the largest entry.
-        0.9 * np.eye(7)[LABELS] + 0.1 / 7,
-    ):
+    for labels in label_formats(LABELS, 7):
         np.testing.assert_allclose(
             float(loss(t, s, labels=labels)), expected, rtol=1e-5
         )
